@@ -1,0 +1,43 @@
+"""The identifier formats of DESIGN.md "Identifiers and validation", as plain functions.
+
+Used by the API schemas, the Kafka message decoder and the services alike, so a value accepted in
+one place is accepted everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+# The original service's station ids: 36 alphanumeric characters.
+_LEGACY_STATION_ID = re.compile(r"^[A-Za-z0-9]{36}$")
+_HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
+_HYPHENATED_UUID = re.compile(
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+)
+# OCPP IdToken / OCPI token uid alphabet, 20 to 80 characters.
+_DRIVER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~]{20,80}$")
+
+STATION_ID_RULE = "a UUID (hyphenated or 32 hex digits) or a 36-character alphanumeric id"
+DRIVER_TOKEN_RULE = "20 to 80 characters of A-Z a-z 0-9 - . _ ~"
+
+
+def station_id_normalize(value: str) -> str:
+    """The stored form of a station id; ValueError when it is neither of the accepted forms.
+
+    UUIDs are stored lowercase and hyphenated whatever form they came in; the original service's
+    36-character alphanumeric ids are stored exactly as given.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"station_id must be {STATION_ID_RULE}")
+    if _HYPHENATED_UUID.match(value) or _HEX32.match(value):
+        return str(uuid.UUID(value))
+    if _LEGACY_STATION_ID.match(value):
+        return value
+    raise ValueError(f"station_id must be {STATION_ID_RULE}")
+
+
+def driver_token_check(value: str) -> str:
+    if not isinstance(value, str) or not _DRIVER_TOKEN.match(value):
+        raise ValueError(f"driver_token must be {DRIVER_TOKEN_RULE}")
+    return value

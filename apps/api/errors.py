@@ -1,0 +1,43 @@
+"""Every exception the API turns into an answer, registered in one place."""
+
+from __future__ import annotations
+
+import structlog
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+
+from apps.clients.auth import ScopeDenied
+
+logger = structlog.get_logger(__name__)
+
+
+class ServiceUnavailable(Exception):
+    """A part we depend on is down: 503 with Retry-After, never a 500."""
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+def register_error_handlers(api: NinjaAPI) -> None:
+    @api.exception_handler(ScopeDenied)
+    def scope_denied(request: HttpRequest, exc: ScopeDenied) -> HttpResponse:
+        return api.create_response(request, {"detail": str(exc)}, status=403)
+
+    @api.exception_handler(ServiceUnavailable)
+    def service_unavailable(request: HttpRequest, exc: ServiceUnavailable) -> HttpResponse:
+        response = api.create_response(request, {"detail": exc.detail}, status=503)
+        response["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.error("database_unavailable", path=request.path, error=repr(exc))
+        response = api.create_response(
+            request, {"detail": "the database is unavailable; try again"}, status=503
+        )
+        response["Retry-After"] = "5"
+        return response

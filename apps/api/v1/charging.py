@@ -1,0 +1,143 @@
+"""/api/v1/charging-requests and /api/v1/authorize."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from ninja.errors import HttpError
+
+from apps.access.policy import decision_message
+from apps.api.errors import ServiceUnavailable
+from apps.api.v1.schemas import (
+    AcceptedOut,
+    AuthorizeOut,
+    CallbackStateOut,
+    ChargingRequestIn,
+    ChargingRequestOut,
+    ChargingRequestPage,
+    ErrorOut,
+    RequestStatus,
+    StationTokenIn,
+)
+from apps.charging.models import ChargingRequest
+from apps.charging.producer import ProduceFailed
+from apps.charging.selectors import BadCursor, RequestFilters, charging_request_get, charging_requests_page
+from apps.charging.services import charging_request_accept, charging_request_decide_sync
+from apps.clients.auth import ApiKeyAuth, request_api_key
+from apps.clients.models import Scope
+
+router = Router(tags=["charging requests"])
+
+
+def request_out(request: ChargingRequest) -> ChargingRequestOut:
+    delivery = getattr(request, "delivery", None)
+    return ChargingRequestOut(
+        request_id=request.request_id,
+        station_id=request.station_id,
+        driver_token=request.driver_token,
+        status=request.status,  # type: ignore[arg-type]
+        reason=request.reason,
+        source=request.source,
+        requested_at=request.requested_at,
+        decided_at=request.decided_at,
+        callback=CallbackStateOut(
+            status=delivery.status, attempts=delivery.attempts, last_http_status=delivery.last_http_status
+        )
+        if delivery is not None
+        else None,
+    )
+
+
+@router.post(
+    "/charging-requests",
+    auth=ApiKeyAuth(Scope.CHARGING_WRITE),
+    response={202: AcceptedOut, 503: ErrorOut},
+    summary="Submit a charging request; the decision is POSTed to callback_url",
+)
+def charging_request_create(request: HttpRequest, body: ChargingRequestIn) -> tuple[int, AcceptedOut]:
+    """202 only once Kafka has acknowledged the request (acks=all); 503 with Retry-After when it did not."""
+    key = request_api_key(request)
+    try:
+        message = charging_request_accept(
+            client=key.client,
+            station_id=body.station_id,
+            driver_token=body.driver_token,
+            callback_url=body.callback_url,
+            source=ChargingRequest.Source.ASYNC,
+        )
+    except ProduceFailed:
+        raise ServiceUnavailable(
+            "the request queue is unavailable; nothing was accepted, try again"
+        ) from None
+    status_url = request.build_absolute_uri(f"/api/v1/charging-requests/{message.request_id}")
+    return 202, AcceptedOut(request_id=message.request_id, status="accepted", status_url=status_url)
+
+
+@router.get(
+    "/charging-requests/{request_id}",
+    auth=ApiKeyAuth(Scope.CHARGING_READ),
+    response={200: ChargingRequestOut, 404: ErrorOut},
+)
+def charging_request_detail(request: HttpRequest, request_id: uuid.UUID) -> ChargingRequestOut:
+    """A request's state. 404 for an unknown id, and for a few ms after the 202 until the bridge stored it."""
+    found = charging_request_get(request_id=request_id, client_id=request_api_key(request).client_id)
+    if found is None:
+        raise HttpError(404, "no charging request with this id")
+    return request_out(found)
+
+
+class LogFilters(Schema):
+    station_id: str | None = None
+    driver_token: str | None = None
+    status: RequestStatus | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor: str | None = None
+    limit: int = 100
+
+
+@router.get("/charging-requests", auth=ApiKeyAuth(Scope.CHARGING_READ), response={200: ChargingRequestPage})
+def charging_request_list(request: HttpRequest, filters: Query[LogFilters]) -> ChargingRequestPage:
+    """The decision log, newest first; pass next_cursor back as cursor for the next page."""
+    if not 1 <= filters.limit <= 1000:
+        raise HttpError(422, "limit: must be between 1 and 1000")
+    try:
+        rows, next_cursor = charging_requests_page(
+            filters=RequestFilters(
+                station_id=filters.station_id,
+                driver_token=filters.driver_token,
+                status=filters.status,
+                reason=filters.reason,
+                since=filters.since,
+                until=filters.until,
+                client_id=request_api_key(request).client_id,
+            ),
+            limit=filters.limit,
+            cursor=filters.cursor,
+        )
+    except BadCursor as exc:
+        raise HttpError(422, str(exc)) from None
+    return ChargingRequestPage(items=[request_out(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post("/authorize", auth=ApiKeyAuth(Scope.AUTHORIZE), response={200: AuthorizeOut}, tags=["authorize"])
+def authorize(request: HttpRequest, body: StationTokenIn) -> AuthorizeOut:
+    """Decide at once (OCPP Authorize style); the decision is logged with source `sync`."""
+    logged, decision = charging_request_decide_sync(
+        client=request_api_key(request).client,
+        station_id=body.station_id,
+        driver_token=body.driver_token,
+        callback_url="",
+        source=ChargingRequest.Source.SYNC,
+    )
+    return AuthorizeOut(
+        request_id=logged.request_id,
+        status=decision.status.value,
+        reason=decision.reason.value,
+        message=decision_message(decision.status, decision.reason),
+        expires_at=decision.expires_at,
+    )

@@ -1,0 +1,80 @@
+"""Request and response schemas of /api/v1. Validation lives here, on the fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+from pydantic import field_validator
+
+from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.callbacks.urlguard import callback_url_check
+
+RequestStatus = Literal["pending", "allowed", "not_allowed", "unknown", "invalid"]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+class StationTokenIn(Schema):
+    station_id: str
+    driver_token: str
+
+    @field_validator("station_id")
+    @classmethod
+    def _station_id(cls, value: str) -> str:
+        return station_id_normalize(value)
+
+    @field_validator("driver_token")
+    @classmethod
+    def _driver_token(cls, value: str) -> str:
+        return driver_token_check(value)
+
+
+class ChargingRequestIn(StationTokenIn):
+    callback_url: str
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str) -> str:
+        return callback_url_check(value)
+
+
+class AcceptedOut(Schema):
+    request_id: uuid.UUID
+    status: Literal["accepted"]
+    status_url: str
+
+
+class CallbackStateOut(Schema):
+    status: str
+    attempts: int
+    last_http_status: int | None
+
+
+class ChargingRequestOut(Schema):
+    request_id: uuid.UUID
+    station_id: str
+    driver_token: str
+    status: RequestStatus
+    reason: str
+    source: str
+    requested_at: datetime
+    decided_at: datetime | None
+    callback: CallbackStateOut | None
+
+
+class ChargingRequestPage(Schema):
+    items: list[ChargingRequestOut]
+    next_cursor: str | None
+
+
+class AuthorizeOut(Schema):
+    request_id: uuid.UUID
+    status: RequestStatus
+    reason: str
+    message: str
+    expires_at: datetime | None

@@ -1,0 +1,188 @@
+"""Callback deliveries: created with the decision, attempted by the worker, retried on a schedule."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+from enum import StrEnum
+
+import structlog
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.access.policy import Status, decision_message
+from apps.callbacks.http import callback_post
+from apps.callbacks.models import CallbackAttempt, CallbackDelivery
+from apps.callbacks.schedule import next_attempt_at
+from apps.callbacks.signing import signature_header
+from apps.callbacks.urlguard import CallbackRefused, callback_target_check
+from apps.charging.models import ChargingRequest
+
+logger = structlog.get_logger(__name__)
+
+DELIVER_TASK = "callbacks.deliver"
+# A claimed delivery is due again after this, so an attempt lost with its worker is retried.
+CLAIM_LEASE = timedelta(seconds=60)
+
+
+class AttemptOutcome(StrEnum):
+    DELIVERED = "delivered"
+    STOPPED = "stopped"
+    RETRYING = "retrying"
+    FAILED = "failed"
+
+
+def callback_body(*, request: ChargingRequest) -> str:
+    """The payload, built once per decision; its exact bytes are signed and sent on every attempt."""
+    payload = {
+        "request_id": str(request.request_id),
+        "station_id": request.station_id,
+        "driver_token": request.driver_token,
+        "status": request.status,
+        "reason": request.reason,
+        "message": decision_message(Status(request.status), request.reason),
+        "requested_at": request.requested_at.isoformat(),
+        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
+    }
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def delivery_enqueue(*, request_id: str) -> None:
+    """Queue one attempt once the surrounding transaction has committed."""
+    transaction.on_commit(lambda: current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}))
+
+
+def delivery_create(*, request: ChargingRequest) -> CallbackDelivery | None:
+    """The one delivery of a decision (call inside the transaction that records the decision)."""
+    if not request.callback_url:
+        return None
+    delivery = CallbackDelivery.objects.create(
+        request=request,
+        client_id=request.client_id,
+        url=request.callback_url,
+        body=callback_body(request=request),
+        next_attempt_at=timezone.now(),
+    )
+    delivery_enqueue(request_id=str(request.request_id))
+    return delivery
+
+
+def _claim(request_id: uuid.UUID) -> CallbackDelivery | None:
+    """Take the delivery for one attempt; None if it is closed, or not due (another worker has it)."""
+    now = timezone.now()
+    claimed = CallbackDelivery.objects.filter(
+        request_id=request_id,
+        status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
+        next_attempt_at__lte=now,
+    ).update(next_attempt_at=now + CLAIM_LEASE)
+    if not claimed:
+        return None
+    return CallbackDelivery.objects.select_related("client").get(request_id=request_id)
+
+
+def _secrets(delivery: CallbackDelivery) -> list[str]:
+    if delivery.client is None:
+        return [settings.CHARGE_DEFAULT_CALLBACK_SECRET] if settings.CHARGE_DEFAULT_CALLBACK_SECRET else []
+    return [delivery.client.callback_secret]
+
+
+def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
+    """Make one attempt of the delivery if it is due; record it and schedule the next one."""
+    delivery = _claim(uuid.UUID(request_id))
+    if delivery is None:
+        return None
+    number = delivery.attempts + 1
+    body = delivery.body.encode()
+    started_at = timezone.now()
+    headers = {
+        "X-Charge-Request-Id": request_id,
+        "X-Charge-Attempt": str(number),
+        "X-Charge-Signature": signature_header(
+            secrets=_secrets(delivery), timestamp=int(time.time()), body=body
+        ),
+        "User-Agent": "charge-service-callbacks/1",
+    }
+    allowed_hosts = delivery.client.allowed_callback_hosts if delivery.client else []
+    try:
+        target = callback_target_check(
+            delivery.url, allow_private=settings.CHARGE_CALLBACK_ALLOW_PRIVATE, allowed_hosts=allowed_hosts
+        )
+    except CallbackRefused as exc:
+        http_status, error, excerpt, duration_ms = None, f"refused: {exc}", "", 0
+    else:
+        result = callback_post(url=delivery.url, target=target, body=body, headers=headers)
+        http_status, error, excerpt, duration_ms = (
+            result.http_status,
+            result.error,
+            result.response_excerpt,
+            result.duration_ms,
+        )
+
+    now = timezone.now()
+    if http_status is not None and 200 <= http_status < 300:
+        outcome, next_at = AttemptOutcome.DELIVERED, None
+    elif http_status == 410:
+        outcome, next_at = AttemptOutcome.STOPPED, None
+    else:
+        next_at = next_attempt_at(attempts_made=number, now=now)
+        outcome = AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED
+        if not error:
+            error = f"HTTP {http_status}"
+
+    with transaction.atomic():
+        CallbackAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            http_status=http_status,
+            error=error[:500],
+            response_excerpt=excerpt[:500],
+        )
+        CallbackDelivery.objects.filter(pk=delivery.pk).update(
+            status=outcome.value,
+            attempts=number,
+            last_http_status=http_status,
+            last_error=error[:500],
+            next_attempt_at=next_at,
+            delivered_at=now if outcome == AttemptOutcome.DELIVERED else None,
+            updated_at=now,
+        )
+    logger.info(
+        "callback_attempt",
+        request_id=request_id,
+        attempt=number,
+        http_status=http_status,
+        outcome=outcome.value,
+        error=error or None,
+        duration_ms=duration_ms,
+    )
+    return outcome
+
+
+def deliveries_dispatch_due(*, limit: int = 1000) -> int:
+    """Enqueue an attempt for every open delivery that is due (beat: callbacks.dispatch_due)."""
+    due = list(
+        CallbackDelivery.objects.filter(
+            status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
+            next_attempt_at__lte=timezone.now(),
+        )
+        .order_by("next_attempt_at")
+        .values_list("request_id", flat=True)[:limit]
+    )
+    for request_id in due:
+        current_app.send_task(DELIVER_TASK, kwargs={"request_id": str(request_id)})
+    return len(due)
+
+
+def delivery_redeliver(*, delivery: CallbackDelivery) -> None:
+    """Operator's replay: one more attempt now, whatever the delivery's state."""
+    with transaction.atomic():
+        CallbackDelivery.objects.filter(pk=delivery.pk).update(
+            status=CallbackDelivery.Status.RETRYING, next_attempt_at=timezone.now()
+        )
+        delivery_enqueue(request_id=str(delivery.pk))

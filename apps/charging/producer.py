@@ -1,0 +1,92 @@
+"""The Kafka producer of accepted charging requests: one per process, created lazily after fork.
+
+acks=all with idempotence, so "accepted" means every in-sync replica has the message. Every wait is
+bounded by CHARGE_PRODUCE_TIMEOUT_S, so a down or slow broker gives the caller a quick `failed`/503
+instead of a hang, and the record expires inside the producer at the same moment, so a request we
+answered `failed` is not delivered later behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+import structlog
+from django.conf import settings
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from apps.charging.messages import ChargeRequestV1
+
+logger = structlog.get_logger(__name__)
+
+_lock = threading.Lock()
+_producer: KafkaProducer | None = None
+_producer_pid: int | None = None
+
+
+class ProduceFailed(Exception):
+    """The broker did not acknowledge the message in time."""
+
+
+def _producer_create() -> KafkaProducer:
+    timeout_ms = int(settings.CHARGE_PRODUCE_TIMEOUT_S * 1000)
+    linger_ms = settings.CHARGE_PRODUCER_LINGER_MS
+    return KafkaProducer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        client_id=f"charge-api-{os.getpid()}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        # The three bounds below keep every path of send() within the caller's timeout.
+        max_block_ms=timeout_ms,
+        request_timeout_ms=max(timeout_ms - linger_ms - 50, 200),
+        delivery_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+        # Topics are created by `ensure_topics`, never by a typo in a setting.
+        allow_auto_create_topics=False,
+        # Reconnect quickly after a broker restart.
+        reconnect_backoff_max_ms=1000,
+    )
+
+
+def producer_get() -> KafkaProducer:
+    """This process's producer. A forked child (gunicorn worker) never reuses its parent's sockets."""
+    global _producer, _producer_pid  # noqa: PLW0603 - the per-process singleton is the point
+    pid = os.getpid()
+    if _producer is not None and _producer_pid == pid:
+        return _producer
+    with _lock:
+        if _producer is None or _producer_pid != pid:
+            _producer = _producer_create()
+            _producer_pid = pid
+        return _producer
+
+
+def producer_reset() -> None:
+    """Drop the producer after a failure; the next request builds a fresh one."""
+    global _producer
+    with _lock:
+        producer, _producer = _producer, None
+    if producer is not None:
+        with contextlib.suppress(Exception):
+            producer.close(timeout=0)
+
+
+def request_produce(*, message: ChargeRequestV1) -> tuple[int, int]:
+    """Send one request and wait for the broker's acknowledgement; returns (partition, offset)."""
+    try:
+        producer = producer_get()
+        future = producer.send(
+            settings.CHARGE_TOPIC,
+            value=message.to_json(),
+            key=message.station_id.encode(),
+            headers=message.headers(),
+        )
+        metadata = future.get(timeout=settings.CHARGE_PRODUCE_TIMEOUT_S + 0.25)
+    except KafkaError as exc:
+        logger.warning("produce_failed", request_id=str(message.request_id), error=repr(exc))
+        producer_reset()
+        raise ProduceFailed(str(exc)) from exc
+    return int(metadata.partition), int(metadata.offset)

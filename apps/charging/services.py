@@ -1,0 +1,206 @@
+"""Writes of the decision log: accept, store from Kafka, decide, expire."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.access.policy import Decision, Reason, Status
+from apps.access.services import authorization_decide
+from apps.callbacks.services import delivery_create
+from apps.charging.messages import ChargeRequestV1, MalformedMessage
+from apps.charging.models import ChargingRequest
+from apps.charging.producer import request_produce
+from apps.clients.models import ApiClient
+
+logger = structlog.get_logger(__name__)
+
+
+def charging_request_accept(
+    *, client: ApiClient, station_id: str, driver_token: str, callback_url: str, source: str
+) -> ChargeRequestV1:
+    """Produce a validated request to Kafka and return it once the broker acknowledged it.
+
+    Raises ProduceFailed when the broker did not acknowledge in time: nothing was accepted then.
+    """
+    now = timezone.now()
+    message = ChargeRequestV1(
+        request_id=uuid.uuid4(),
+        client_id=client.pk,
+        station_id=station_id,
+        driver_token=driver_token,
+        callback_url=callback_url,
+        received_at=now,
+        deadline=now + timedelta(seconds=settings.CHARGE_DECISION_TIMEOUT_S),
+        source=source,
+    )
+    request_produce(message=message)
+    logger.info("request_accepted", request_id=str(message.request_id), station_id=station_id)
+    return message
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A v1 message as the bridge read it, with where it sits in the topic."""
+
+    message: ChargeRequestV1
+    partition: int
+    offset: int
+
+
+def charging_requests_store(*, consumed: Sequence[Consumed]) -> None:
+    """Insert pending rows for a batch; rows already stored (a redelivered batch) are left alone."""
+    known_clients = set(
+        ApiClient.objects.filter(
+            pk__in={c.message.client_id for c in consumed if c.message.client_id}
+        ).values_list("pk", flat=True)
+    )
+    rows = [
+        ChargingRequest(
+            request_id=c.message.request_id,
+            client_id=c.message.client_id if c.message.client_id in known_clients else None,
+            station_id=c.message.station_id,
+            driver_token=c.message.driver_token,
+            callback_url=c.message.callback_url,
+            source=c.message.source,
+            requested_at=c.message.received_at,
+            deadline=c.message.deadline,
+            kafka_partition=c.partition,
+            kafka_offset=c.offset,
+        )
+        for c in consumed
+    ]
+    ChargingRequest.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+
+
+def charging_request_store_invalid(*, error: MalformedMessage, partition: int, offset: int) -> bool:
+    """Log a malformed message that carries a request_id as decided `invalid`; False if it carries none."""
+    salvage: dict[str, Any] = error.salvage
+    if "request_id" not in salvage:
+        return False
+    now = timezone.now()
+    client_id = salvage.get("client_id")
+    if client_id is not None and not ApiClient.objects.filter(pk=client_id).exists():
+        client_id = None
+    with transaction.atomic():
+        request, created = ChargingRequest.objects.get_or_create(
+            request_id=salvage["request_id"],
+            defaults={
+                "client_id": client_id,
+                "station_id": salvage.get("station_id", ""),
+                "driver_token": salvage.get("driver_token", ""),
+                "callback_url": salvage.get("callback_url", ""),
+                "source": ChargingRequest.Source.TOPIC,
+                "status": Status.INVALID,
+                "reason": error.reason,
+                "requested_at": now,
+                "decided_at": now,
+                "deadline": now,
+                "kafka_partition": partition,
+                "kafka_offset": offset,
+            },
+        )
+        if created:
+            delivery_create(request=request)
+    return True
+
+
+def decision_record(*, request_id: uuid.UUID | str, decision: Decision, at: datetime) -> bool:
+    """Record the decision of a pending request and create its callback delivery, exactly once.
+
+    The update is conditional on the row still being pending, so a redelivered task, or the sweep
+    racing a worker, changes nothing: False tells the caller another decision was there first.
+    """
+    with transaction.atomic():
+        updated = ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING).update(
+            status=decision.status.value, reason=decision.reason.value, decided_at=at
+        )
+        if not updated:
+            return False
+        request = ChargingRequest.objects.get(request_id=request_id)
+        delivery_create(request=request)
+    logger.info(
+        "request_decided",
+        request_id=str(request_id),
+        status=decision.status.value,
+        reason=decision.reason.value,
+    )
+    return True
+
+
+def charging_request_decide(*, request_id: str, backend_failed: bool = False) -> bool:
+    """The authorize task's work: decide a pending request against the ACL (or as overdue)."""
+    row = (
+        ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING)
+        .values("station_id", "driver_token", "deadline")
+        .first()
+    )
+    if row is None:
+        return False  # already decided, or not stored (yet): nothing to do
+    at = timezone.now()
+    if at > row["deadline"]:
+        reason = Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT
+        decision = Decision(Status.UNKNOWN, reason)
+    else:
+        decision = authorization_decide(station_id=row["station_id"], driver_token=row["driver_token"], at=at)
+    return decision_record(request_id=request_id, decision=decision, at=at)
+
+
+def charging_requests_expire_overdue(*, grace: timedelta, limit: int = 1000) -> int:
+    """Decide `unknown/timeout` for pending requests past their deadline (beat: charging.expire_overdue)."""
+    cutoff = timezone.now() - grace
+    overdue = list(
+        ChargingRequest.objects.filter(status=Status.PENDING, deadline__lt=cutoff)
+        .order_by("deadline")
+        .values_list("request_id", flat=True)[:limit]
+    )
+    expired = 0
+    for request_id in overdue:
+        if decision_record(
+            request_id=request_id, decision=Decision(Status.UNKNOWN, Reason.TIMEOUT), at=timezone.now()
+        ):
+            expired += 1
+    return expired
+
+
+def charging_request_decide_sync(
+    *,
+    client: ApiClient | None,
+    station_id: str,
+    driver_token: str,
+    callback_url: str,
+    source: str,
+    requested_at: datetime | None = None,
+) -> tuple[ChargingRequest, Decision]:
+    """Decide at once (/authorize, checkauthority), log the decision, and deliver a callback if asked."""
+    now = timezone.now()
+    requested_at = requested_at or now
+    deadline = requested_at + timedelta(seconds=settings.CHARGE_DECISION_TIMEOUT_S)
+    if now > deadline:
+        decision = Decision(Status.UNKNOWN, Reason.TIMEOUT)
+    else:
+        decision = authorization_decide(station_id=station_id, driver_token=driver_token, at=now)
+    with transaction.atomic():
+        request = ChargingRequest.objects.create(
+            request_id=uuid.uuid4(),
+            client=client,
+            station_id=station_id,
+            driver_token=driver_token,
+            callback_url=callback_url,
+            source=source,
+            status=decision.status.value,
+            reason=decision.reason.value,
+            requested_at=requested_at,
+            decided_at=now,
+            deadline=deadline,
+        )
+        delivery_create(request=request)
+    return request, decision

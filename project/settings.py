@@ -1,0 +1,213 @@
+"""Charge Service settings: the one settings module. Every value comes from the environment.
+
+django-environ reads the environment (and `.local/dev.env` is *not* read here: the process
+supervisor exports it), so the same file serves `make run`, the tests and production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+import structlog
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = Path(environ.Env().str("CHARGE_LOCAL_DIR", default=str(BASE_DIR / ".local")))
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: set SECRET_KEY, or DEBUG=1 for local development.")
+    # Only with DEBUG on: a fixed, obviously unsafe key so local sessions survive restarts.
+    SECRET_KEY = "insecure-dev-only-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "apps.access",
+    "apps.charging",
+    "apps.callbacks",
+    "apps.clients",
+    "apps.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+# SQLite under .local/ is the embedded default of `make run`; DATABASE_URL selects PostgreSQL.
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{LOCAL_DIR / 'charge.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets the api, bridge and workers read while one of them writes.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # Wait for the write lock instead of failing with "database is locked".
+        "timeout": 20,
+        # Take the write lock at BEGIN so concurrent writers queue instead of deadlocking.
+        "transaction_mode": "IMMEDIATE",
+    }
+else:
+    # Reuse connections across requests and tasks; check them before use after a database restart.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(LOCAL_DIR / "static"))
+
+# --- Request limits -------------------------------------------------------------------------------
+# DESIGN: bodies over 64 KiB are refused.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+# --- Services -------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.1:9092"])
+
+CHARGE_TOPIC = env.str("CHARGE_TOPIC", default="charging_requests")
+CHARGE_DLQ_TOPIC = env.str("CHARGE_DLQ_TOPIC", default=f"{CHARGE_TOPIC}.dlq")
+CHARGE_TOPIC_PARTITIONS = env.int("CHARGE_TOPIC_PARTITIONS", default=6)
+CHARGE_BRIDGE_GROUP = env.str("CHARGE_BRIDGE_GROUP", default="charge-bridge")
+# Messages per bridge batch: one bulk insert and one commit per batch.
+CHARGE_BRIDGE_BATCH = env.int("CHARGE_BRIDGE_BATCH", default=500)
+# Seconds from acceptance after which a request is decided `unknown/timeout`.
+CHARGE_DECISION_TIMEOUT_S = env.float("CHARGE_DECISION_TIMEOUT_S", default=10.0)
+# The overdue sweep leaves a pending row this long past its deadline for a busy worker to decide.
+CHARGE_OVERDUE_GRACE_S = env.float("CHARGE_OVERDUE_GRACE_S", default=2.0)
+# How long the API waits for the broker's acknowledgement before answering failed/503.
+CHARGE_PRODUCE_TIMEOUT_S = env.float("CHARGE_PRODUCE_TIMEOUT_S", default=1.5)
+# A few ms of batching lets concurrent requests share one produce round trip.
+CHARGE_PRODUCER_LINGER_MS = env.int("CHARGE_PRODUCER_LINGER_MS", default=2)
+# Off by default: callbacks to private and loopback addresses are an SSRF risk in production.
+CHARGE_CALLBACK_ALLOW_PRIVATE = env.bool("CHARGE_CALLBACK_ALLOW_PRIVATE", default=False)
+
+# Signs callbacks of requests that came from another producer on the topic (no API client).
+CHARGE_DEFAULT_CALLBACK_SECRET = env.str("CHARGE_DEFAULT_CALLBACK_SECRET", default="")
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# No result backend: the decision log and the delivery rows are the results.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# Ack after the task ran, and requeue when the worker process dies, so a crash loses no request.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Redis redelivers unacked tasks after this; it must exceed the longest task (a 5 s callback POST).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Keep retrying the broker at start-up instead of exiting while Redis comes up.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Task events feed Flower.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+# Short tasks: prefetch a few per process, not the default 4, so a slow task does not hold others.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+CELERY_TASK_DEFAULT_QUEUE = "authorize"
+CELERY_TASK_ROUTES = {
+    "charging.*": {"queue": "authorize"},
+    "callbacks.*": {"queue": "callbacks"},
+    "ops.*": {"queue": "authorize"},
+}
+# The database is the schedule (next_attempt_at, deadlines); beat only wakes the sweeps.
+CELERY_BEAT_SCHEDULE = {
+    "expire-overdue": {"task": "charging.expire_overdue", "schedule": 5.0},
+    "dispatch-due-callbacks": {"task": "callbacks.dispatch_due", "schedule": 5.0},
+}
+# JSON only: tasks carry ids, never pickled objects.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+
+# --- Logging --------------------------------------------------------------------------------------
+# One JSON object per line (structlog), carrying request_id wherever it is bound in contextvars.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+_shared_processors: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+structlog.configure(
+    processors=[
+        *_shared_processors,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+            "foreign_pre_chain": _shared_processors,
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # kafka-python logs every connection attempt and rebalance step at INFO.
+        "kafka": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,247 @@
+"""The bridge: Kafka `charging_requests` → pending decision-log rows → one Celery task per request.
+
+Per polled batch: decode every message; store the valid ones as pending rows (idempotent on
+request_id); log malformed ones as `invalid` where they carry a request_id and send them to the
+dead-letter topic; publish one `charging.authorize` task per valid request; only then commit the
+next offset of every partition in the batch. A crash anywhere before the commit means the batch is
+read again, and every step above is safe to repeat.
+
+After Sentry's Arroyo: the signal handler only sets a flag; the loop finishes the batch in hand,
+commits, then leaves the group. A failing step pauses the partitions and rewinds to the batch's
+first offsets instead of sleeping, so the group keeps its heartbeats and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import structlog
+from celery import current_app
+from django.conf import settings
+from django.db import close_old_connections
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from apps.charging.messages import MalformedMessage, decode_v1
+from apps.charging.services import Consumed, charging_request_store_invalid, charging_requests_store
+
+logger = structlog.get_logger(__name__)
+
+AUTHORIZE_TASK = "charging.authorize"
+DLQ_ERROR_HEADER = "error"
+RETRY_BACKOFF_S = (0.5, 1, 2, 5)
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    invalid: int = 0
+    dead_lettered: int = 0
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):
+    """A rebalance commits what is done before the partitions go to another bridge."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.bridge.commit_done()
+        logger.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+
+
+class Bridge:
+    def __init__(self, *, max_records: int | None = None, poll_timeout_ms: int = 200) -> None:
+        self.max_records = max_records or settings.CHARGE_BRIDGE_BATCH
+        self.poll_timeout_ms = poll_timeout_ms
+        self.stopping = False
+        self.consumer: KafkaConsumer | None = None
+        self.dlq_producer: KafkaProducer | None = None
+        # Offsets processed but not yet committed (only between processing and commit).
+        self._done: dict[TopicPartition, int] = {}
+        self._failures = 0
+        self._resume_at: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Signal handler: only set the flag; the loop finishes the batch in hand."""
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    @property
+    def _consumer(self) -> KafkaConsumer:
+        if self.consumer is None:
+            raise RuntimeError("the bridge is not connected")
+        return self.consumer
+
+    @property
+    def _dlq(self) -> KafkaProducer:
+        if self.dlq_producer is None:
+            raise RuntimeError("the bridge is not connected")
+        return self.dlq_producer
+
+    def connect(self) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            group_id=settings.CHARGE_BRIDGE_GROUP,
+            client_id="charge-bridge",
+            # We commit by hand, after the batch's rows and tasks are safe.
+            enable_auto_commit=False,
+            # A new group starts from the oldest message: nothing accepted before the bridge's first
+            # start is skipped.
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_records,
+            # Return a fetch as soon as there is data; wait at most this long when there is none.
+            fetch_max_wait_ms=100,
+            # A bridge that died is noticed within 10 s and its partitions handed to another.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+        )
+        self._consumer.subscribe([settings.CHARGE_TOPIC], listener=_CommitBeforeRevoke(self))
+        self.dlq_producer = KafkaProducer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            client_id="charge-bridge-dlq",
+            acks="all",
+            enable_idempotence=True,
+        )
+        logger.info("bridge_connected", topic=settings.CHARGE_TOPIC, group=settings.CHARGE_BRIDGE_GROUP)
+
+    def run(self) -> None:
+        """Consume until SIGTERM/SIGINT, then commit and leave the group."""
+        if self.consumer is None:
+            self.connect()
+        try:
+            while not self.stopping:
+                self._resume_if_due()
+                batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                if batch:
+                    self._handle_batch(batch)
+        finally:
+            self.commit_done()
+            # close() leaves the group, so a restarted bridge gets the partitions at once.
+            self._consumer.close()
+            if self.dlq_producer is not None:
+                self.dlq_producer.close(timeout=5)
+            logger.info("bridge_stopped")
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _handle_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        started = time.monotonic()
+        try:
+            outcome = self.process(batch)
+        except Exception as exc:  # noqa: BLE001 - any failure: rewind, pause, retry the same batch
+            self._rewind(batch, exc)
+            return
+        self._done.update(outcome.next_offsets)
+        self.commit_done()
+        self._failures = 0
+        logger.info(
+            "batch_done",
+            stored=outcome.stored,
+            invalid=outcome.invalid,
+            dead_lettered=outcome.dead_lettered,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> BatchOutcome:
+        """Store, dead-letter and publish one batch. Raises if any step failed; commits nothing."""
+        close_old_connections()
+        outcome = BatchOutcome()
+        consumed: list[Consumed] = []
+        malformed: list[tuple[ConsumerRecord, MalformedMessage]] = []
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    message = decode_v1(record.value)
+                except MalformedMessage as exc:
+                    malformed.append((record, exc))
+                else:
+                    consumed.append(
+                        Consumed(message=message, partition=record.partition, offset=record.offset)
+                    )
+            outcome.next_offsets[tp] = records[-1].offset + 1
+
+        if consumed:
+            charging_requests_store(consumed=consumed)
+            outcome.stored = len(consumed)
+        for record, error in malformed:
+            self._dead_letter(record, error)
+            outcome.dead_lettered += 1
+            if charging_request_store_invalid(error=error, partition=record.partition, offset=record.offset):
+                outcome.invalid += 1
+        if consumed:
+            self._publish(consumed)
+        return outcome
+
+    def _dead_letter(self, record: ConsumerRecord, error: MalformedMessage) -> None:
+        headers = list(record.headers or [])
+        headers += [
+            (DLQ_ERROR_HEADER, error.error.encode()[:1000]),
+            ("reason", error.reason.value.encode()),
+            ("source_partition", str(record.partition).encode()),
+            ("source_offset", str(record.offset).encode()),
+        ]
+        future = self._dlq.send(
+            settings.CHARGE_DLQ_TOPIC, value=record.value, key=record.key, headers=headers
+        )
+        future.get(timeout=10)
+        logger.warning(
+            "message_dead_lettered",
+            request_id=str(error.salvage.get("request_id", "")) or None,
+            partition=record.partition,
+            offset=record.offset,
+            error=error.error,
+        )
+
+    def _publish(self, consumed: Sequence[Consumed]) -> None:
+        # One broker connection for the whole batch instead of one per task.
+        with current_app.producer_or_acquire() as producer:
+            for item in consumed:
+                current_app.send_task(
+                    AUTHORIZE_TASK, kwargs={"request_id": str(item.message.request_id)}, producer=producer
+                )
+
+    # -- offsets -------------------------------------------------------------------------------
+
+    def commit_done(self) -> None:
+        if not self._done or self.consumer is None:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._done.items()}
+        self._done.clear()
+        try:
+            self._consumer.commit(offsets=offsets)
+        except KafkaError as exc:
+            # Not fatal: the batch is read again (by us or by the partitions' new owner) and every
+            # step of it is idempotent.
+            logger.warning("commit_failed", error=repr(exc))
+
+    def _rewind(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]], exc: Exception) -> None:
+        """Seek back to the batch's first offsets and pause until a backoff has passed."""
+        for tp, records in batch.items():
+            self._consumer.seek(tp, records[0].offset)
+        backoff = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
+        self._failures += 1
+        self._consumer.pause(*batch.keys())
+        self._resume_at = time.monotonic() + backoff
+        logger.error("batch_failed", error=repr(exc), retry_in_s=backoff, failures=self._failures)
+
+    def _resume_if_due(self) -> None:
+        if self._resume_at is not None and time.monotonic() >= self._resume_at and self.consumer is not None:
+            self._consumer.resume(*self._consumer.paused())
+            self._resume_at = None

@@ -1,0 +1,59 @@
+"""Celery tasks: thin wrappers that take ids, re-read state and call one app service.
+
+Every task is safe to run twice: the services make conditional updates.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+import redis
+from celery import shared_task
+from celery.app.task import Task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from apps.callbacks.services import deliveries_dispatch_due, delivery_attempt
+from apps.charging.services import charging_request_decide, charging_requests_expire_overdue
+
+# While the database is unreachable the authorize task retries at this pace; once the request's
+# deadline has passed, the next successful run records unknown/backend_unavailable.
+DB_RETRY_DELAY_S = 1.0
+DB_MAX_RETRIES = 600
+
+
+@shared_task(name="charging.authorize", bind=True, max_retries=DB_MAX_RETRIES)
+def authorize(self: Task, *, request_id: str, backend_failed: bool = False) -> None:
+    """Decide one pending charging request, log it and create its callback delivery."""
+    try:
+        charging_request_decide(request_id=request_id, backend_failed=backend_failed)
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(
+            kwargs={"request_id": request_id, "backend_failed": True}, countdown=DB_RETRY_DELAY_S, exc=exc
+        ) from exc
+
+
+@shared_task(name="callbacks.deliver")
+def deliver(*, request_id: str) -> None:
+    """One attempt of a callback delivery, if it is due; the schedule lives in the database."""
+    delivery_attempt(request_id=request_id)
+
+
+@shared_task(name="charging.expire_overdue")
+def expire_overdue() -> int:
+    """Beat: pending requests past their deadline (plus a grace for busy workers) → unknown/timeout."""
+    return charging_requests_expire_overdue(grace=timedelta(seconds=settings.CHARGE_OVERDUE_GRACE_S))
+
+
+@shared_task(name="callbacks.dispatch_due")
+def dispatch_due() -> int:
+    """Beat: enqueue an attempt for every callback delivery whose next attempt is due."""
+    return deliveries_dispatch_due()
+
+
+@shared_task(name="ops.ping")
+def ping(*, nonce: str) -> None:
+    """Record in Redis that a worker ran this task: how tests and operators see a live worker."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.set(f"charge:ping:{nonce}", socket.gethostname(), ex=300)

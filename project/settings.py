@@ -164,6 +164,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-overdue": {"task": "charging.expire_overdue", "schedule": 5.0},
     "dispatch-due-callbacks": {"task": "callbacks.dispatch_due", "schedule": 5.0},
 }
+# Keep Django's LOGGING (JSON lines) in workers instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # JSON only: tasks carry ids, never pickled objects.
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -206,8 +208,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # kafka-python logs every connection attempt and rebalance step at INFO.
-        "kafka": {"level": "WARNING"},
+        # kafka-python logs every failed connection attempt as an error while a broker starts or
+        # restarts; our producer and bridge log the failures that matter, with request ids.
+        "kafka": {"level": env.str("KAFKA_LOG_LEVEL", default="CRITICAL")},
         "django.db.backends": {"level": "WARNING"},
     },
 }

@@ -1,28 +1,35 @@
-"""Real processes for the integration layer: Celery workers and the bridge, as operators run them."""
+"""Real processes for the integration layer: the bridge and Celery workers, as operators run them.
+
+Each test gets its own topic, dead-letter topic and consumer group on the session broker, so no
+test reads another's messages, and the bridge and workers it starts are stopped when it ends.
+"""
 
 from __future__ import annotations
 
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from django.test import Client
 
-from tests.stack import REPO, ManagedProcess, wait_until
+from apps.clients.models import ApiClient
+from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
+from tests.receiver import CallbackReceiver
+from tests.stack import ManagedProcess, manage_py, wait_until
 
-pytestmark = pytest.mark.integration
-
+PYTHON = sys.executable
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def worker_process(
-    env: dict[str, str], log_dir: Path, *, queues: str = "authorize,callbacks"
-) -> ManagedProcess:
-    argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--concurrency", "2", "--loglevel", "INFO"]
-    argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]
-    return ManagedProcess("worker", argv, log_dir / f"worker-{uuid.uuid4().hex[:6]}.log", env=env)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
 
 
 def worker_wait_ready(process: ManagedProcess, redis_url: str, *, timeout: float = 60) -> None:
@@ -40,20 +47,101 @@ def worker_wait_ready(process: ManagedProcess, redis_url: str, *, timeout: float
     wait_until(ran, timeout=timeout, what="celery worker")
 
 
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ManagedProcess]]:
-    """Start real `celery worker` processes; every one is stopped when the test ends."""
-    started: list[ManagedProcess] = []
+def bridge_wait_ready(process: ManagedProcess, *, timeout: float = 60) -> None:
+    def assigned() -> bool:
+        process.ensure_running()
+        return "partitions_assigned" in process.log_tail(400)
 
-    def start(env: dict[str, str]) -> ManagedProcess:
-        process = worker_process(env, tmp_path).start()
-        started.append(process)
-        worker_wait_ready(process, env["REDIS_URL"])
+    wait_until(assigned, timeout=timeout, what="bridge")
+
+
+@dataclass
+class Pipeline:
+    """The real stack of one test: its env, topic, API client and key, processes and receiver."""
+
+    env: dict[str, str]
+    log_dir: Path
+    api_client: ApiClient
+    api_key: str
+    receiver: CallbackReceiver
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return self.env["CHARGE_TOPIC"]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.api_key}"}
+
+    def start_worker(self, *, queues: str = "authorize,callbacks") -> ManagedProcess:
+        argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--concurrency", "2", "--loglevel", "INFO"]
+        argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]
+        process = ManagedProcess(
+            "worker", argv, self.log_dir / f"worker-{len(self.processes)}.log", env=self.env
+        )
+        self.processes.append(process.start())
+        worker_wait_ready(process, self.env["REDIS_URL"])
         return process
 
-    yield start
-    for process in started:
-        process.stop()
+    def start_bridge(self) -> ManagedProcess:
+        argv = [PYTHON, "manage.py", "run_bridge"]
+        process = ManagedProcess(
+            "bridge", argv, self.log_dir / f"bridge-{len(self.processes)}.log", env=self.env
+        )
+        self.processes.append(process.start())
+        bridge_wait_ready(process)
+        return process
+
+    def post_json(self, client: Client, path: str, body: dict[str, Any], **headers: str) -> Any:
+        return client.post(path, body, content_type="application/json", **self.auth, **headers)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
 
 
-__all__ = ["REPO"]
+@pytest.fixture
+def pipeline(
+    stack_env: dict[str, str], settings: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Pipeline]:
+    suffix = uuid.uuid4().hex[:8]
+    env = dict(stack_env)
+    env.update(
+        CHARGE_TOPIC=f"charging_requests-{suffix}",
+        CHARGE_DLQ_TOPIC=f"charging_requests-{suffix}.dlq",
+        CHARGE_BRIDGE_GROUP=f"charge-bridge-{suffix}",
+        CHARGE_CALLBACK_ALLOW_PRIVATE="1",
+        LOG_LEVEL="INFO",
+    )
+    settings.CHARGE_TOPIC = env["CHARGE_TOPIC"]
+    settings.CHARGE_DLQ_TOPIC = env["CHARGE_DLQ_TOPIC"]
+    settings.CHARGE_CALLBACK_ALLOW_PRIVATE = True
+    created = manage_py("ensure_topics", "--wait", "30", env=env)
+    assert created.returncode == 0, created.stderr
+
+    api_client = api_client_get_or_create(name=f"pipeline-{suffix}")
+    _, api_key = api_key_create(client=api_client, scopes=ALL_SCOPES)
+    receiver = CallbackReceiver().start()
+    stack = Pipeline(env=env, log_dir=tmp_path, api_client=api_client, api_key=api_key, receiver=receiver)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        receiver.stop()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            for process in stack.processes:
+                sys.stderr.write(f"\n--- {process.name} log ---\n{process.log_tail(60)}\n")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    # Keep each phase's report on the test item, so fixtures can print process logs on failure.
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def start_worker(pipeline: Pipeline) -> Callable[[], ManagedProcess]:
+    return pipeline.start_worker

@@ -71,9 +71,9 @@ def test_ensure_topics_says_clearly_when_no_broker_answers() -> None:
 
 
 def test_a_real_celery_worker_runs_a_task_sent_through_the_fixture_redis(
-    services: dict[str, str], start_worker: Callable[[dict[str, str]], ManagedProcess]
+    start_worker: Callable[[], ManagedProcess],
 ) -> None:
     # start_worker only returns once the worker has executed an ops.ping task we sent via Redis.
-    worker = start_worker(dict(os.environ, **services))
+    worker = start_worker()
 
     assert worker.alive()

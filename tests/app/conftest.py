@@ -31,9 +31,7 @@ def _no_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class MakeCaller(Protocol):
-    def __call__(
-        self, *scopes: str, client: str = ..., expires_at: datetime | None = ...
-    ) -> Caller: ...
+    def __call__(self, *scopes: str, client: str = ..., expires_at: datetime | None = ...) -> Caller: ...
 
 
 @pytest.fixture

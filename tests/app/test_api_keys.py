@@ -53,7 +53,9 @@ ROUTES = [
 def call(http: Client, route: Route, headers: dict[str, str]) -> Any:
     if route.method == "GET":
         return http.get(route.path, headers=headers)
-    return http.post(route.path, data=json.dumps(route.body), content_type="application/json", headers=headers)
+    return http.post(
+        route.path, data=json.dumps(route.body), content_type="application/json", headers=headers
+    )
 
 
 # --- 401: no key, or no live key -------------------------------------------------------------------
@@ -239,7 +241,9 @@ def test_create_api_key_prints_a_key_that_authenticates_with_its_scopes(client: 
 def test_create_api_key_stores_only_a_hash_of_the_key() -> None:
     out = StringIO()
 
-    call_command("create_api_key", "--client", "depot-south", "--scopes", "authorize", stdout=out, stderr=StringIO())
+    call_command(
+        "create_api_key", "--client", "depot-south", "--scopes", "authorize", stdout=out, stderr=StringIO()
+    )
 
     plaintext = out.getvalue().strip()
     parsed = key_parse(plaintext)
@@ -265,7 +269,9 @@ def test_each_create_api_key_run_prints_a_new_key_for_the_same_client(client: Cl
     keys = []
     for _ in range(2):
         out = StringIO()
-        call_command("create_api_key", "--client", "depot-west", "--scopes", "authorize", stdout=out, stderr=StringIO())
+        call_command(
+            "create_api_key", "--client", "depot-west", "--scopes", "authorize", stdout=out, stderr=StringIO()
+        )
         keys.append(out.getvalue().strip())
 
     assert keys[0] != keys[1]

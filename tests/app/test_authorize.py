@@ -46,7 +46,11 @@ def test_authorize_denies_an_unknown_token(client: Client, caller: Caller) -> No
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["status"], body["reason"], body["message"]) == ("not_allowed", "unknown_token", "Access denied")
+    assert (body["status"], body["reason"], body["message"]) == (
+        "not_allowed",
+        "unknown_token",
+        "Access denied",
+    )
     assert body["expires_at"] is None
 
 
@@ -140,7 +144,9 @@ def test_authorize_refuses_bad_input_with_422_and_logs_nothing(
 def test_insert_acl_with_an_uppercase_uuid_then_check_authority_lowercase_is_allowed(
     client: Client, caller: Caller
 ) -> None:
-    inserted = caller.post_json(client, "/api/insertACL/", {"station_id": STATION.upper(), "driver_token": TOKEN})
+    inserted = caller.post_json(
+        client, "/api/insertACL/", {"station_id": STATION.upper(), "driver_token": TOKEN}
+    )
 
     checked = caller.post_json(client, "/api/checkauthority/", {"station_id": STATION, "driver_token": TOKEN})
 
@@ -158,7 +164,9 @@ def test_every_uuid_form_reaches_the_same_station(client: Client, caller: Caller
     acl_insert(station_id=STATION, driver_token=TOKEN)
 
     v1 = authorize(client, caller, station_id=form).json()
-    legacy = caller.post_json(client, "/api/checkauthority/", {"station_id": form, "driver_token": TOKEN}).json()
+    legacy = caller.post_json(
+        client, "/api/checkauthority/", {"station_id": form, "driver_token": TOKEN}
+    ).json()
 
     assert v1["status"] == legacy["status"] == "allowed"
     logged = set(ChargingRequest.objects.values_list("station_id", flat=True))

@@ -150,12 +150,16 @@ def test_insert_acl_takes_a_form_encoded_body(client: Client, caller: Caller) ->
 
 
 def test_insert_acl_takes_a_multipart_form_body(client: Client, caller: Caller) -> None:
-    response = client.post(INSERT, data={"station_id": STATION, "driver_token": TOKEN}, headers=caller.headers)
+    response = client.post(
+        INSERT, data={"station_id": STATION, "driver_token": TOKEN}, headers=caller.headers
+    )
 
     assert response.json() == {"flag": "success"}
 
 
-def test_insert_acl_knows_a_uuid_in_any_accepted_form_is_the_same_station(client: Client, caller: Caller) -> None:
+def test_insert_acl_knows_a_uuid_in_any_accepted_form_is_the_same_station(
+    client: Client, caller: Caller
+) -> None:
     first = caller.post_json(client, INSERT, {"station_id": STATION.upper(), "driver_token": TOKEN})
     again = caller.post_json(client, INSERT, {"station_id": STATION.replace("-", ""), "driver_token": TOKEN})
 
@@ -196,7 +200,11 @@ def test_check_authority_denies_an_unknown_token(client: Client, caller: Caller)
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["message"], body["status"], body["reason"]) == ("Access denied", "not_allowed", "unknown_token")
+    assert (body["message"], body["status"], body["reason"]) == (
+        "Access denied",
+        "not_allowed",
+        "unknown_token",
+    )
 
 
 def test_check_authority_denies_a_known_token_at_a_station_it_has_no_grant_for(
@@ -247,7 +255,9 @@ def test_check_authority_answers_too_old_for_an_old_request_time(
         pytest.param(lambda: None, id="null"),
     ],
 )
-def test_check_authority_decides_a_recent_request_time(client: Client, caller: Caller, request_time: Any) -> None:
+def test_check_authority_decides_a_recent_request_time(
+    client: Client, caller: Caller, request_time: Any
+) -> None:
     caller.post_json(client, INSERT, {"station_id": STATION, "driver_token": TOKEN})
 
     response = caller.post_json(
@@ -324,7 +334,9 @@ def test_each_check_authority_call_is_logged_as_legacy_sync(client: Client, call
         assert row.callback_url == ""
 
 
-def test_check_authority_with_a_callback_url_logs_it_and_opens_a_delivery(client: Client, caller: Caller) -> None:
+def test_check_authority_with_a_callback_url_logs_it_and_opens_a_delivery(
+    client: Client, caller: Caller
+) -> None:
     response = caller.post_json(
         client, CHECK, {"station_id": STATION, "driver_token": TOKEN, "callback_url": CALLBACK}
     )
@@ -358,7 +370,16 @@ def test_request_log_lists_rows_newest_first_with_the_original_fields(
     rows = response.json()
     assert [row["id"] for row in rows] == [str(r.request_id) for r in (newer, pending, older)]
     first = rows[0]
-    assert {"id", "station_id", "driver_token", "callback_url", "request_time", "decision_time", "decision", "reason"} <= set(first)
+    assert {
+        "id",
+        "station_id",
+        "driver_token",
+        "callback_url",
+        "request_time",
+        "decision_time",
+        "decision",
+        "reason",
+    } <= set(first)
     assert first["station_id"] == STATION
     assert first["driver_token"] == TOKEN
     assert first["callback_url"] == CALLBACK

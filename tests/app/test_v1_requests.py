@@ -204,7 +204,9 @@ def test_list_station_filter_accepts_any_uuid_form(
     assert listed(client, caller, station_id=form) == ids(mixed_log, 0, 2, 4)
 
 
-def test_list_filters_by_driver_token(client: Client, caller: Caller, mixed_log: list[ChargingRequest]) -> None:
+def test_list_filters_by_driver_token(
+    client: Client, caller: Caller, mixed_log: list[ChargingRequest]
+) -> None:
     assert listed(client, caller, driver_token=OTHER_TOKEN) == ids(mixed_log, 2)
 
 
@@ -235,7 +237,9 @@ def test_list_filters_by_since_inclusive_and_until_exclusive(
     assert listed(client, caller, since=since, until=until) == ids(mixed_log, 2, 3)
 
 
-def test_list_accepts_zulu_timestamps(client: Client, caller: Caller, mixed_log: list[ChargingRequest]) -> None:
+def test_list_accepts_zulu_timestamps(
+    client: Client, caller: Caller, mixed_log: list[ChargingRequest]
+) -> None:
     since = mixed_log[1].requested_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     assert listed(client, caller, since=since) == ids(mixed_log, 0, 1)
@@ -275,7 +279,9 @@ def all_pages(client: Client, caller: Caller, **params: Any) -> tuple[list[str],
     raise AssertionError("pagination did not end")
 
 
-def test_cursor_pages_show_every_row_once_newest_first(client: Client, caller: Caller, log_row: LogRow) -> None:
+def test_cursor_pages_show_every_row_once_newest_first(
+    client: Client, caller: Caller, log_row: LogRow
+) -> None:
     rows = [log_row(client=caller.client) for _ in range(7)]  # distinct requested_at, newest first
     ChargingRequest.objects.bulk_create(rows)
 
@@ -319,7 +325,9 @@ def test_cursor_pages_keep_the_filters(client: Client, caller: Caller, log_row: 
     assert seen == [str(row.request_id) for row in rows if row.station_id == STATION]
 
 
-def test_a_page_added_to_meanwhile_does_not_repeat_rows(client: Client, caller: Caller, log_row: LogRow) -> None:
+def test_a_page_added_to_meanwhile_does_not_repeat_rows(
+    client: Client, caller: Caller, log_row: LogRow
+) -> None:
     rows = [log_row(client=caller.client) for _ in range(4)]
     ChargingRequest.objects.bulk_create(rows)
     first = caller.get(client, REQUESTS, {"limit": 2}).json()

@@ -22,7 +22,16 @@ CALLBACK_URL = "https://hooks.example.test/charging?x=1"
 RECEIVED_AT = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 DEADLINE = RECEIVED_AT + timedelta(seconds=10)
 
-V1_FIELDS = ("v", "request_id", "client_id", "station_id", "driver_token", "callback_url", "received_at", "deadline")
+V1_FIELDS = (
+    "v",
+    "request_id",
+    "client_id",
+    "station_id",
+    "driver_token",
+    "callback_url",
+    "received_at",
+    "deadline",
+)
 
 
 def v1_body(**changes: Any) -> dict[str, Any]:
@@ -166,17 +175,26 @@ def test_decode_v1_rejects_values_that_are_not_a_json_object(value: bytes | None
         pytest.param(v1_body(v="1"), "v", Reason.MALFORMED_MESSAGE, id="v_as_string"),
         pytest.param(v1_body(v=None), "v", Reason.MALFORMED_MESSAGE, id="v_null"),
         pytest.param(without("request_id"), "request_id", Reason.MALFORMED_MESSAGE, id="request_id_missing"),
-        pytest.param(v1_body(request_id="42"), "request_id", Reason.MALFORMED_MESSAGE, id="request_id_not_uuid"),
+        pytest.param(
+            v1_body(request_id="42"), "request_id", Reason.MALFORMED_MESSAGE, id="request_id_not_uuid"
+        ),
         pytest.param(v1_body(request_id=42), "request_id", Reason.MALFORMED_MESSAGE, id="request_id_number"),
         pytest.param(v1_body(client_id=True), "client_id", Reason.MALFORMED_MESSAGE, id="client_id_bool"),
         pytest.param(v1_body(client_id=False), "client_id", Reason.MALFORMED_MESSAGE, id="client_id_false"),
         pytest.param(v1_body(client_id="7"), "client_id", Reason.MALFORMED_MESSAGE, id="client_id_string"),
         pytest.param(v1_body(client_id=7.5), "client_id", Reason.MALFORMED_MESSAGE, id="client_id_float"),
         pytest.param(without("station_id"), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_missing"),
-        pytest.param(v1_body(station_id="A" * 35), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_35"),
-        pytest.param(v1_body(station_id=12345), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_number"),
         pytest.param(
-            v1_body(driver_token="SHORT"), "driver_token", Reason.INVALID_TOKEN_FORMAT, id="driver_token_short"
+            v1_body(station_id="A" * 35), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_35"
+        ),
+        pytest.param(
+            v1_body(station_id=12345), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_number"
+        ),
+        pytest.param(
+            v1_body(driver_token="SHORT"),
+            "driver_token",
+            Reason.INVALID_TOKEN_FORMAT,
+            id="driver_token_short",
         ),
         pytest.param(
             v1_body(driver_token="DRIVER TOKEN 0000001"),
@@ -197,7 +215,10 @@ def test_decode_v1_rejects_values_that_are_not_a_json_object(value: bytes | None
             id="callback_url_ftp",
         ),
         pytest.param(
-            v1_body(callback_url="/charging"), "callback_url", Reason.MALFORMED_MESSAGE, id="callback_url_relative"
+            v1_body(callback_url="/charging"),
+            "callback_url",
+            Reason.MALFORMED_MESSAGE,
+            id="callback_url_relative",
         ),
         pytest.param(
             v1_body(callback_url="https://user:pw@hooks.example.test/"),
@@ -205,7 +226,9 @@ def test_decode_v1_rejects_values_that_are_not_a_json_object(value: bytes | None
             Reason.MALFORMED_MESSAGE,
             id="callback_url_with_user_info",
         ),
-        pytest.param(without("callback_url"), "callback_url", Reason.MALFORMED_MESSAGE, id="callback_url_missing"),
+        pytest.param(
+            without("callback_url"), "callback_url", Reason.MALFORMED_MESSAGE, id="callback_url_missing"
+        ),
         pytest.param(
             v1_body(received_at="2025-06-01T12:00:00"),
             "received_at",
@@ -219,12 +242,17 @@ def test_decode_v1_rejects_values_that_are_not_a_json_object(value: bytes | None
             id="deadline_without_offset",
         ),
         pytest.param(
-            v1_body(received_at="yesterday"), "received_at", Reason.MALFORMED_MESSAGE, id="received_at_not_a_time"
+            v1_body(received_at="yesterday"),
+            "received_at",
+            Reason.MALFORMED_MESSAGE,
+            id="received_at_not_a_time",
         ),
         pytest.param(
             v1_body(deadline=1748779210), "deadline", Reason.MALFORMED_MESSAGE, id="deadline_as_unix_number"
         ),
-        pytest.param(without("received_at"), "received_at", Reason.MALFORMED_MESSAGE, id="received_at_missing"),
+        pytest.param(
+            without("received_at"), "received_at", Reason.MALFORMED_MESSAGE, id="received_at_missing"
+        ),
     ],
 )
 def test_decode_v1_names_the_broken_field(body: dict[str, Any], field: str, reason: Reason) -> None:

@@ -55,7 +55,9 @@ GRANTED = (Status.ALLOWED, Reason.GRANTED)
     ("token_facts", "grants", "station", "expected"),
     [
         # Who the token is.
-        pytest.param(None, [grant()], ENABLED, (Status.NOT_ALLOWED, Reason.UNKNOWN_TOKEN), id="unknown_token"),
+        pytest.param(
+            None, [grant()], ENABLED, (Status.NOT_ALLOWED, Reason.UNKNOWN_TOKEN), id="unknown_token"
+        ),
         pytest.param(
             token(blocked=True),
             [grant(), all_stations()],
@@ -174,7 +176,11 @@ GRANTED = (Status.ALLOWED, Reason.GRANTED)
         ),
         # Grant validity windows are half-open: [valid_from, valid_until).
         pytest.param(
-            ACTIVE_TOKEN, [grant(valid_from=AT)], ENABLED, GRANTED, id="grant_valid_from_equal_to_at_is_allowed"
+            ACTIVE_TOKEN,
+            [grant(valid_from=AT)],
+            ENABLED,
+            GRANTED,
+            id="grant_valid_from_equal_to_at_is_allowed",
         ),
         pytest.param(
             ACTIVE_TOKEN,
@@ -258,7 +264,9 @@ def test_decide_accepts_grants_as_a_one_shot_iterator() -> None:
         yield grant(valid_until=AT - HOUR)
         yield all_stations(valid_from=AT - HOUR)
 
-    decision = decide(token=ACTIVE_TOKEN, grants=merged_grants(), station_id=STATION_ID, station=ENABLED, at=AT)
+    decision = decide(
+        token=ACTIVE_TOKEN, grants=merged_grants(), station_id=STATION_ID, station=ENABLED, at=AT
+    )
 
     assert decision == Decision(Status.ALLOWED, Reason.GRANTED, expires_at=None)
 
@@ -268,7 +276,9 @@ def test_decide_accepts_grants_as_a_one_shot_iterator() -> None:
     [
         pytest.param(None, [grant()], None, id="open_ended_everywhere_never_expires"),
         pytest.param(AT + DAY, [grant()], AT + DAY, id="token_end_when_grant_is_open_ended"),
-        pytest.param(None, [grant(valid_until=AT + HOUR)], AT + HOUR, id="grant_end_when_token_is_open_ended"),
+        pytest.param(
+            None, [grant(valid_until=AT + HOUR)], AT + HOUR, id="grant_end_when_token_is_open_ended"
+        ),
         pytest.param(
             AT + HOUR, [grant(valid_until=AT + DAY)], AT + HOUR, id="token_ends_first_so_token_end_wins"
         ),
@@ -317,7 +327,11 @@ def test_allowed_decision_expires_at_the_earliest_end(
     token_valid_until: datetime | None, grants: list[GrantFacts], expected_expires_at: datetime | None
 ) -> None:
     decision = decide(
-        token=token(valid_until=token_valid_until), grants=grants, station_id=STATION_ID, station=ENABLED, at=AT
+        token=token(valid_until=token_valid_until),
+        grants=grants,
+        station_id=STATION_ID,
+        station=ENABLED,
+        at=AT,
     )
 
     assert decision.status == Status.ALLOWED
@@ -329,7 +343,9 @@ def test_allowed_decision_expires_at_the_earliest_end(
     [
         pytest.param(token(valid_until=AT - US), [grant(valid_until=AT + DAY)], ENABLED, id="token_expired"),
         pytest.param(token(valid_until=AT + DAY), [grant(valid_until=AT - US)], ENABLED, id="grant_expired"),
-        pytest.param(token(valid_until=AT + DAY), [grant(valid_until=AT + DAY)], DISABLED, id="station_disabled"),
+        pytest.param(
+            token(valid_until=AT + DAY), [grant(valid_until=AT + DAY)], DISABLED, id="station_disabled"
+        ),
     ],
 )
 def test_denied_decision_carries_no_expiry(
@@ -360,5 +376,7 @@ def test_denied_decision_carries_no_expiry(
         pytest.param(Status.INVALID, Reason.MALFORMED_MESSAGE, "Request is invalid", id="invalid_message"),
     ],
 )
-def test_decision_message_keeps_the_original_wording(status: Status, reason: Reason | str, message: str) -> None:
+def test_decision_message_keeps_the_original_wording(
+    status: Status, reason: Reason | str, message: str
+) -> None:
     assert decision_message(status, reason) == message

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "import_export",
+    "axes",
     "apps.access",
     "apps.charging",
     "apps.callbacks",
@@ -49,11 +51,41 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.api.middleware.JsonContentTypeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it locks out admin logins after repeated failures.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out login is refused before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Admin login throttling (django-axes) ----------------------------------------------------------
+# Five failed logins for one user name from one address lock that pair out for 15 minutes.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+# --- Transport security: on whenever DEBUG is off ---------------------------------------------------
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# HSTS and the HTTPS redirect only make sense behind TLS, so they are opt-in from the environment.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -135,8 +167,20 @@ CHARGE_PRODUCER_LINGER_MS = env.int("CHARGE_PRODUCER_LINGER_MS", default=2)
 # Off by default: callbacks to private and loopback addresses are an SSRF risk in production.
 CHARGE_CALLBACK_ALLOW_PRIVATE = env.bool("CHARGE_CALLBACK_ALLOW_PRIVATE", default=False)
 
+# A delivery taken by a worker is due again after this many seconds (more than one attempt lasts),
+# so an attempt lost with its worker is retried by callbacks.dispatch_due.
+CHARGE_CALLBACK_CLAIM_LEASE_S = env.float("CHARGE_CALLBACK_CLAIM_LEASE_S", default=60.0)
 # Signs callbacks of requests that came from another producer on the topic (no API client).
 CHARGE_DEFAULT_CALLBACK_SECRET = env.str("CHARGE_DEFAULT_CALLBACK_SECRET", default="")
+
+# Requests per second per API client when the client sets none (0: no limit); bursts of this many
+# seconds' worth are allowed after a quiet spell.
+CHARGE_RATE_LIMIT_PER_S = env.float("CHARGE_RATE_LIMIT_PER_S", default=100.0)
+CHARGE_RATE_BURST_S = env.float("CHARGE_RATE_BURST_S", default=2.0)
+# How long an api process trusts a key it verified; also the longest delay between revoke and refusal.
+CHARGE_API_KEY_CACHE_S = env.float("CHARGE_API_KEY_CACHE_S", default=60.0)
+# Idempotency-Key answers are replayed for this long.
+CHARGE_IDEMPOTENCY_TTL_S = env.int("CHARGE_IDEMPOTENCY_TTL_S", default=24 * 3600)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -146,8 +190,10 @@ CELERY_TASK_IGNORE_RESULT = True
 # Ack after the task ran, and requeue when the worker process dies, so a crash loses no request.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# Redis redelivers unacked tasks after this; it must exceed the longest task (a 5 s callback POST).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis redelivers unacked tasks after this. It must exceed the longest task (a 5 s callback POST)
+# and the longest countdown (30 s callback retries); short, so a task lost with a killed worker
+# comes back within minutes.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 # Keep retrying the broker at start-up instead of exiting while Redis comes up.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Task events feed Flower.

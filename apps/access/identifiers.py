@@ -30,14 +30,15 @@ def station_id_normalize(value: str) -> str:
     """
     if not isinstance(value, str):
         raise ValueError(f"station_id must be {STATION_ID_RULE}")
-    if _HYPHENATED_UUID.match(value) or _HEX32.match(value):
+    # fullmatch, not match: "$" would also accept a trailing newline.
+    if _HYPHENATED_UUID.fullmatch(value) or _HEX32.fullmatch(value):
         return str(uuid.UUID(value))
-    if _LEGACY_STATION_ID.match(value):
+    if _LEGACY_STATION_ID.fullmatch(value):
         return value
     raise ValueError(f"station_id must be {STATION_ID_RULE}")
 
 
 def driver_token_check(value: str) -> str:
-    if not isinstance(value, str) or not _DRIVER_TOKEN.match(value):
+    if not isinstance(value, str) or not _DRIVER_TOKEN.fullmatch(value):
         raise ValueError(f"driver_token must be {DRIVER_TOKEN_RULE}")
     return value

@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from apps.api.errors import register_error_handlers
 from apps.api.health import router as health_router
 from apps.api.legacy import router as legacy_router
+from apps.api.v1.acl import router as acl_router
 from apps.api.v1.charging import router as charging_router
 
 api = NinjaAPI(
@@ -19,3 +20,4 @@ register_error_handlers(api)
 api.add_router("", health_router)
 api.add_router("", legacy_router)
 api.add_router("/v1", charging_router)
+api.add_router("/v1", acl_router)

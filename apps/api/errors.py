@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import structlog
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
-from apps.clients.auth import ScopeDenied
+from apps.clients.auth import RateLimited, ScopeDenied
 
 logger = structlog.get_logger(__name__)
 
@@ -25,6 +27,19 @@ def register_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ScopeDenied)
     def scope_denied(request: HttpRequest, exc: ScopeDenied) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=403)
+
+    @api.exception_handler(RateLimited)
+    def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+        response = api.create_response(request, {"detail": str(exc)}, status=429)
+        response["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @api.exception_handler(RequestDataTooBig)
+    def body_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        limit_kib = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        return api.create_response(
+            request, {"detail": f"the request body is over {limit_kib} KiB"}, status=413
+        )
 
     @api.exception_handler(ServiceUnavailable)
     def service_unavailable(request: HttpRequest, exc: ServiceUnavailable) -> HttpResponse:

@@ -25,8 +25,9 @@ from apps.charging.models import ChargingRequest
 logger = structlog.get_logger(__name__)
 
 DELIVER_TASK = "callbacks.deliver"
-# A claimed delivery is due again after this, so an attempt lost with its worker is retried.
-CLAIM_LEASE = timedelta(seconds=60)
+# Retries due within this many seconds are queued at once with a countdown (prompt, and well under
+# the broker's visibility timeout); later ones wait in the database for callbacks.dispatch_due.
+COUNTDOWN_MAX_S = 30
 
 
 class AttemptOutcome(StrEnum):
@@ -78,7 +79,7 @@ def _claim(request_id: uuid.UUID) -> CallbackDelivery | None:
         request_id=request_id,
         status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
         next_attempt_at__lte=now,
-    ).update(next_attempt_at=now + CLAIM_LEASE)
+    ).update(next_attempt_at=now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S))
     if not claimed:
         return None
     return CallbackDelivery.objects.select_related("client").get(request_id=request_id)
@@ -87,7 +88,7 @@ def _claim(request_id: uuid.UUID) -> CallbackDelivery | None:
 def _secrets(delivery: CallbackDelivery) -> list[str]:
     if delivery.client is None:
         return [settings.CHARGE_DEFAULT_CALLBACK_SECRET] if settings.CHARGE_DEFAULT_CALLBACK_SECRET else []
-    return [delivery.client.callback_secret]
+    return delivery.client.signing_secrets(at=timezone.now())
 
 
 def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
@@ -152,6 +153,9 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
             delivered_at=now if outcome == AttemptOutcome.DELIVERED else None,
             updated_at=now,
         )
+    if next_at is not None and (delay_s := (next_at - now).total_seconds()) <= COUNTDOWN_MAX_S:
+        # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
+        current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=delay_s + 0.5)
     logger.info(
         "callback_attempt",
         request_id=request_id,

@@ -26,10 +26,15 @@ def signature_verify(*, header: str, secret: str, body: bytes, now: int, toleran
     """What a receiver does (and what our tests do): any v1 matches and t is recent."""
     fields = [part.partition("=") for part in header.split(",")]
     timestamps = [value for key, _, value in fields if key == "t"]
-    if len(timestamps) != 1 or not timestamps[0].isdigit():
+    # isascii(): str.isdigit() also accepts digits like "²" that int() refuses.
+    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
         return False
     timestamp = int(timestamps[0])
     if abs(now - timestamp) > tolerance_s:
         return False
-    expected = signature_compute(secret=secret, timestamp=timestamp, body=body)
-    return any(hmac.compare_digest(expected, value) for key, _, value in fields if key == "v1")
+    expected = signature_compute(secret=secret, timestamp=timestamp, body=body).encode()
+    return any(
+        hmac.compare_digest(expected, value.encode(errors="replace"))
+        for key, _, value in fields
+        if key == "v1"
+    )

@@ -26,9 +26,10 @@ def callback_url_check(value: str) -> str:
         raise ValueError("an absolute http or https URL is required")
     if parts.username is not None or parts.password is not None:
         raise ValueError("user-info (user:password@) is not allowed in callback URLs")
-    if any(ch.isspace() for ch in value):
-        raise ValueError("whitespace is not allowed in URLs")
-    del port
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("whitespace and control characters are not allowed in URLs")
+    if port == 0:
+        raise ValueError("port 0 is not a valid port")
     return value
 
 
@@ -37,7 +38,11 @@ def callback_url_check(value: str) -> str:
 Resolver = Callable[[str, int], list[str]]
 
 # Cloud metadata endpoints that are not covered by the private/link-local ranges below.
-_METADATA_ADDRESSES = {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+_METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -102,7 +107,8 @@ def callback_target_check(
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
         reason = address_forbidden(address)
-        if reason is None or exempt:
+        # Cloud metadata endpoints stay refused even where private addresses are allowed.
+        if reason is None or (exempt and reason != "cloud metadata address"):
             return CheckedTarget(address=str(address), hostname=hostname, port=port)
         refusals.append(f"{address} ({reason})")
     raise CallbackRefused(f"{hostname} resolves only to refused addresses: {', '.join(refusals)}")

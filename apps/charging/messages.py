@@ -5,6 +5,7 @@ Value: UTF-8 JSON; key: station_id; header `schema: charge.request.v1`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.policy import Reason
-from apps.callbacks.urlguard import CALLBACK_URL_MAX, callback_url_check
+from apps.callbacks.urlguard import callback_url_check
 
 SCHEMA_HEADER = "schema"
 SCHEMA_V1 = "charge.request.v1"
@@ -81,9 +82,9 @@ def _salvage(body: dict[str, Any]) -> dict[str, Any]:
         found["request_id"] = uuid.UUID(str(body.get("request_id")))
     except ValueError:
         return {}
-    callback_url = body.get("callback_url")
-    if isinstance(callback_url, str) and callback_url.startswith(("http://", "https://")):
-        found["callback_url"] = callback_url[:CALLBACK_URL_MAX]
+    # An invalid row without a usable callback URL is logged, not delivered.
+    with contextlib.suppress(ValueError):
+        found["callback_url"] = callback_url_check(body.get("callback_url"))  # type: ignore[arg-type]
     for field in ("station_id", "driver_token"):
         value = body.get(field)
         found[field] = value[:255] if isinstance(value, str) else ""
@@ -97,9 +98,11 @@ def decode_v1(value: bytes | None) -> ChargeRequestV1:
     if value is None:
         raise MalformedMessage("empty message")
     try:
-        body = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMessage(f"not UTF-8 JSON: {exc}") from None
+        # Decode as UTF-8 first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        body = json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers too long to parse; RecursionError deep nesting.
+        raise MalformedMessage(f"not UTF-8 JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise MalformedMessage("the message must be a JSON object")
     salvage = _salvage(body)
@@ -110,7 +113,7 @@ def decode_v1(value: bytes | None) -> ChargeRequestV1:
 
 
 def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
-    if body.get("v") != 1:
+    if type(body.get("v")) is not int or body.get("v") != 1:  # True == 1 in Python
         raise MalformedMessage(f"v: unsupported message version {body.get('v')!r}")
     try:
         request_id = uuid.UUID(str(body.get("request_id")))
@@ -132,7 +135,7 @@ def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
     except ValueError as exc:
         raise MalformedMessage(f"callback_url: {exc}") from None
     source = body.get("source", "topic")
-    if source not in {"async", "legacy", "topic"}:
+    if not isinstance(source, str) or source not in {"async", "legacy", "topic"}:
         source = "topic"
     return ChargeRequestV1(
         request_id=request_id,

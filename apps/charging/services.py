@@ -16,6 +16,12 @@ from django.utils import timezone
 from apps.access.policy import Decision, Reason, Status
 from apps.access.services import authorization_decide
 from apps.callbacks.services import delivery_create
+from apps.charging.idempotency import (
+    body_fingerprint,
+    idempotency_complete,
+    idempotency_release,
+    idempotency_reserve,
+)
 from apps.charging.messages import ChargeRequestV1, MalformedMessage
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import request_produce
@@ -25,7 +31,13 @@ logger = structlog.get_logger(__name__)
 
 
 def charging_request_accept(
-    *, client: ApiClient, station_id: str, driver_token: str, callback_url: str, source: str
+    *,
+    client: ApiClient,
+    station_id: str,
+    driver_token: str,
+    callback_url: str,
+    source: str,
+    request_id: uuid.UUID | None = None,
 ) -> ChargeRequestV1:
     """Produce a validated request to Kafka and return it once the broker acknowledged it.
 
@@ -33,7 +45,7 @@ def charging_request_accept(
     """
     now = timezone.now()
     message = ChargeRequestV1(
-        request_id=uuid.uuid4(),
+        request_id=request_id or uuid.uuid4(),
         client_id=client.pk,
         station_id=station_id,
         driver_token=driver_token,
@@ -45,6 +57,64 @@ def charging_request_accept(
     request_produce(message=message)
     logger.info("request_accepted", request_id=str(message.request_id), station_id=station_id)
     return message
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with another body."""
+
+
+class IdempotencyInFlight(Exception):
+    """A request with this Idempotency-Key is being accepted right now."""
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    request_id: uuid.UUID
+    replayed: bool
+
+
+def charging_request_accept_once(
+    *,
+    client: ApiClient,
+    idempotency_key: str,
+    station_id: str,
+    driver_token: str,
+    callback_url: str,
+    source: str,
+) -> Acceptance:
+    """charging_request_accept under an Idempotency-Key: a repeat returns the first request_id.
+
+    Raises IdempotencyConflict (same key, other body), IdempotencyInFlight, ProduceFailed, and
+    redis.RedisError when the keys cannot be checked (then nothing is accepted).
+    """
+    fields = {"station_id": station_id, "driver_token": driver_token, "callback_url": callback_url}
+    fingerprint = body_fingerprint(fields)
+    request_id = uuid.uuid4()
+    prior = idempotency_reserve(
+        client_id=client.pk, key=idempotency_key, fingerprint=fingerprint, request_id=request_id
+    )
+    if prior is not None:
+        if prior.fingerprint != fingerprint:
+            raise IdempotencyConflict
+        if prior.state == "pending":
+            raise IdempotencyInFlight
+        return Acceptance(request_id=prior.request_id, replayed=True)
+    try:
+        charging_request_accept(
+            client=client,
+            request_id=request_id,
+            station_id=station_id,
+            driver_token=driver_token,
+            callback_url=callback_url,
+            source=source,
+        )
+    except BaseException:
+        idempotency_release(client_id=client.pk, key=idempotency_key)
+        raise
+    idempotency_complete(
+        client_id=client.pk, key=idempotency_key, fingerprint=fingerprint, request_id=request_id
+    )
+    return Acceptance(request_id=request_id, replayed=False)
 
 
 @dataclass(frozen=True)

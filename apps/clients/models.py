@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 
@@ -18,6 +20,9 @@ class ApiClient(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     callback_secret = models.CharField(max_length=128, help_text="HMAC key for X-Charge-Signature")
+    # During a rotation the previous secret signs too, until this moment, so receivers can switch over.
+    previous_callback_secret = models.CharField(max_length=128, blank=True)
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
     allowed_callback_hosts = models.JSONField(
         default=list, blank=True, help_text="hosts this client's callbacks may reach even when private"
     )
@@ -29,6 +34,17 @@ class ApiClient(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def signing_secrets(self, *, at: datetime) -> list[str]:
+        """The secrets that sign a callback at `at`: the current one, and the previous during rotation."""
+        secrets = [self.callback_secret]
+        if (
+            self.previous_callback_secret
+            and self.previous_secret_valid_until is not None
+            and at < self.previous_secret_valid_until
+        ):
+            secrets.append(self.previous_callback_secret)
+        return secrets
 
 
 class ApiKey(models.Model):

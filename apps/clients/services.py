@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.clients.keys import key_generate, key_parse, secret_hash
 from apps.clients.models import ApiClient, ApiKey, Scope
+from apps.clients.selectors import api_key_cache_clear
 
 ALL_SCOPES = [scope.value for scope in Scope]
 
@@ -28,6 +29,19 @@ def api_client_get_or_create(*, name: str, callback_secret: str | None = None) -
         client.callback_secret = callback_secret
         client.save(update_fields=["callback_secret"])
     return client
+
+
+def callback_secret_rotate(*, client: ApiClient, window: timedelta, new_secret: str | None = None) -> str:
+    """Give the client a new callback secret; the old one keeps signing too for `window`.
+
+    Receivers that verify with either secret accept every callback during the switch-over.
+    """
+    secret = new_secret or callback_secret_generate()
+    client.previous_callback_secret = client.callback_secret
+    client.previous_secret_valid_until = timezone.now() + window
+    client.callback_secret = secret
+    client.save(update_fields=["callback_secret", "previous_callback_secret", "previous_secret_valid_until"])
+    return secret
 
 
 def _scopes_checked(scopes: Iterable[str]) -> list[str]:
@@ -79,7 +93,23 @@ def api_key_ensure(*, client: ApiClient, plaintext: str, scopes: Iterable[str]) 
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    """Refuse the key from now on (other api processes: within CHARGE_API_KEY_CACHE_S)."""
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    api_key_cache_clear()
     return key
+
+
+def api_key_rotate(*, key: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
+    """A new key with the same scopes; the old one keeps working for `overlap`, then expires.
+
+    Two live keys per client during the overlap let callers switch without a failed request.
+    """
+    new_key, plaintext = api_key_create(client=key.client, scopes=key.scopes, name=key.name)
+    deadline = timezone.now() + overlap
+    if key.expires_at is None or key.expires_at > deadline:
+        key.expires_at = deadline
+        key.save(update_fields=["expires_at"])
+    api_key_cache_clear()
+    return new_key, plaintext

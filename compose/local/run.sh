@@ -14,7 +14,7 @@ export REDIS_PORT=${REDIS_PORT:-6379}
 export POSTGRES_PORT=${POSTGRES_PORT:-5433}
 mkdir -p "$CHARGE_LOCAL_DIR"
 
-processes=(kafka redis api bridge worker beat flower)
+processes=(kafka redis api bridge worker callbacks beat flower)
 ports=(API_PORT FLOWER_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT)
 if [ -z "${DATABASE_URL:-}" ] && [ "${DB:-sqlite}" = postgres ]; then
   export DATABASE_URL="postgres://postgres@127.0.0.1:$POSTGRES_PORT/charge"

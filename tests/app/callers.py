@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from django.test import Client
 
+from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient, ApiKey
 
 # Valid identifiers in the forms DESIGN.md "Identifiers and validation" accepts.
@@ -54,3 +57,13 @@ class Caller:
 
     def get(self, http: Client, path: str, params: dict[str, Any] | None = None) -> Any:
         return http.get(path, data=params or {}, headers=self.headers)
+
+
+class MakeCaller(Protocol):
+    """The make_caller fixture: a key with exactly `scopes` for the client named `client`."""
+
+    def __call__(self, *scopes: str, client: str = ..., expires_at: datetime | None = ...) -> Caller: ...
+
+
+# The log_row fixture: an unsaved decision-log row of `client`, with any field overridden.
+LogRow = Callable[..., ChargingRequest]

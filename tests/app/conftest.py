@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -19,7 +18,13 @@ from django.utils import timezone
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
-from tests.app.callers import CALLBACK, STATION, TOKEN, Caller
+from tests.app.callers import CALLBACK, STATION, TOKEN, Caller, LogRow, MakeCaller
+
+
+@pytest.fixture(autouse=True)
+def _real_redis(redis_endpoint: Any, settings: Any) -> None:
+    """Rate limits and idempotency keys live in Redis: the app layer uses the fixture's real one."""
+    settings.REDIS_URL = redis_endpoint.url
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +33,6 @@ def _no_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.fail(f"the app layer has no Kafka, yet a request was produced: {kwargs}")
 
     monkeypatch.setattr("apps.charging.services.request_produce", refuse)
-
-
-class MakeCaller(Protocol):
-    def __call__(self, *scopes: str, client: str = ..., expires_at: datetime | None = ...) -> Caller: ...
 
 
 @pytest.fixture
@@ -58,11 +59,8 @@ def other_caller(make_caller: MakeCaller) -> Caller:
     return make_caller(*ALL_SCOPES, client="other-platform")
 
 
-LogRow = Callable[..., ChargingRequest]
-
-
 @pytest.fixture
-def log_row(db: None) -> Iterator[LogRow]:
+def log_row(db: None) -> LogRow:
     """Build (unsaved) decision-log rows; each call is one second older than the previous one."""
     start = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
     counter = itertools.count()
@@ -85,4 +83,4 @@ def log_row(db: None) -> Iterator[LogRow]:
         values.update(fields)
         return ChargingRequest(**values)
 
-    yield build
+    return build

@@ -17,8 +17,7 @@ from django.utils import timezone
 from apps.clients.keys import key_generate, key_parse
 from apps.clients.models import ApiKey, Scope
 from apps.clients.services import ALL_SCOPES, api_key_revoke
-from tests.app.callers import STATION, TOKEN, Caller, bearer
-from tests.app.conftest import MakeCaller
+from tests.app.callers import STATION, TOKEN, Caller, MakeCaller, bearer
 
 
 @dataclass(frozen=True)
@@ -164,13 +163,6 @@ def test_a_key_without_the_routes_scope_is_403(client: Client, make_caller: Make
     assert "scope" in response.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: apps/clients/auth.py:16 formats the scope with !r and the routes pass Scope enum members, "
-        "so the 403 detail reads \"lacks the scope Scope.CHARGING_READ\" instead of naming 'charging:read'"
-    ),
-)
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_the_403_names_the_missing_scope_as_callers_know_it(
     client: Client, make_caller: MakeCaller, route: Route

@@ -12,8 +12,16 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.charging.models import ChargingRequest
-from tests.app.callers import CALLBACK, LEGACY_STATION, OTHER_STATION, OTHER_TOKEN, STATION, TOKEN, Caller
-from tests.app.conftest import LogRow
+from tests.app.callers import (
+    CALLBACK,
+    LEGACY_STATION,
+    OTHER_STATION,
+    OTHER_TOKEN,
+    STATION,
+    TOKEN,
+    Caller,
+    LogRow,
+)
 
 VALIDATOR = "/api/chargingRequestValidator/"
 CHECK = "/api/checkauthority/"

@@ -30,14 +30,6 @@ def test_a_body_of_exactly_64_kib_is_read(client: Client, caller: Caller, path: 
     assert response.json()["reason"] == "unknown_token"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: DESIGN says bodies over 64 KiB get 413, but DATA_UPLOAD_MAX_MEMORY_SIZE raises "
-        "RequestDataTooBig (a SuspiciousOperation) which nothing turns into 413: Django answers "
-        "400 with an HTML page (no handler in apps/api/errors.py)"
-    ),
-)
 @pytest.mark.parametrize(
     "path", ["/api/v1/authorize", "/api/checkauthority/", "/api/insertACL/", "/api/chargingRequestValidator/"]
 )

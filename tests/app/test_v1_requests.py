@@ -12,8 +12,16 @@ import pytest
 from django.test import Client
 
 from apps.charging.models import ChargingRequest
-from tests.app.callers import CALLBACK, LEGACY_STATION, OTHER_STATION, OTHER_TOKEN, STATION, TOKEN, Caller
-from tests.app.conftest import LogRow
+from tests.app.callers import (
+    CALLBACK,
+    LEGACY_STATION,
+    OTHER_STATION,
+    OTHER_TOKEN,
+    STATION,
+    TOKEN,
+    Caller,
+    LogRow,
+)
 
 REQUESTS = "/api/v1/charging-requests"
 GOOD = {"station_id": STATION, "driver_token": TOKEN, "callback_url": CALLBACK}
@@ -189,14 +197,6 @@ def test_list_filters_by_station_id(client: Client, caller: Caller, mixed_log: l
     assert listed(client, caller, station_id=LEGACY_STATION) == ids(mixed_log, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the station_id filter of GET /api/v1/charging-requests is not normalized like every other "
-        "station_id input (apps/api/v1/charging.py LogFilters.station_id is a plain str), so an uppercase "
-        "or 32-hex UUID finds nothing"
-    ),
-)
 @pytest.mark.parametrize("form", [STATION.upper(), STATION.replace("-", "")], ids=["uppercase", "hex32"])
 def test_list_station_filter_accepts_any_uuid_form(
     client: Client, caller: Caller, mixed_log: list[ChargingRequest], form: str

@@ -32,12 +32,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def worker_wait_ready(process: ManagedProcess, redis_url: str, *, timeout: float = 60) -> None:
-    """A worker is ready when it has run a task we sent: the ops.ping round trip."""
+def worker_wait_ready(
+    process: ManagedProcess, redis_url: str, *, queue: str = "authorize", timeout: float = 60
+) -> None:
+    """A worker is ready when it has run a task we sent to its queue: the ops.ping round trip."""
     from workers import app
 
     nonce = uuid.uuid4().hex
-    app.send_task("ops.ping", kwargs={"nonce": nonce})
+    app.send_task("ops.ping", kwargs={"nonce": nonce}, queue=queue)
     client = redis.Redis.from_url(redis_url)
 
     def ran() -> bool:
@@ -71,17 +73,34 @@ class Pipeline:
         return self.env["CHARGE_TOPIC"]
 
     @property
-    def auth(self) -> dict[str, str]:
+    def auth(self) -> dict[str, Any]:
         return {"HTTP_AUTHORIZATION": f"Bearer {self.api_key}"}
 
-    def start_worker(self, *, queues: str = "authorize,callbacks") -> ManagedProcess:
-        argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--concurrency", "2", "--loglevel", "INFO"]
+    def start_worker(
+        self, *, queues: str = "authorize,callbacks", pool: str = "prefork", concurrency: int = 2
+    ) -> ManagedProcess:
+        argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--pool", pool]
+        argv += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
         argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]
-        process = ManagedProcess(
-            "worker", argv, self.log_dir / f"worker-{len(self.processes)}.log", env=self.env
-        )
+        log = self.log_dir / f"worker-{len(self.processes)}.log"
+        process = ManagedProcess("worker", argv, log, env=self.env)
         self.processes.append(process.start())
-        worker_wait_ready(process, self.env["REDIS_URL"])
+        worker_wait_ready(process, self.env["REDIS_URL"], queue=queues.split(",", maxsplit=1)[0])
+        return process
+
+    def start_beat(self) -> ManagedProcess:
+        argv = [
+            CELERY,
+            "-A",
+            "workers",
+            "beat",
+            "--schedule",
+            str(self.log_dir / "beat-schedule"),
+            "-l",
+            "INFO",
+        ]
+        process = ManagedProcess("beat", argv, self.log_dir / "beat.log", env=self.env)
+        self.processes.append(process.start())
         return process
 
     def start_bridge(self) -> ManagedProcess:
@@ -93,7 +112,7 @@ class Pipeline:
         bridge_wait_ready(process)
         return process
 
-    def post_json(self, client: Client, path: str, body: dict[str, Any], **headers: str) -> Any:
+    def post_json(self, client: Client, path: str, body: dict[str, Any], **headers: Any) -> Any:
         return client.post(path, body, content_type="application/json", **self.auth, **headers)
 
     def stop_all(self) -> None:
@@ -102,9 +121,7 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(
-    stack_env: dict[str, str], settings: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Pipeline]:
+def pipeline(stack_env: dict[str, str], settings: Any, tmp_path: Path) -> Iterator[Pipeline]:
     suffix = uuid.uuid4().hex[:8]
     env = dict(stack_env)
     env.update(
@@ -129,17 +146,9 @@ def pipeline(
     finally:
         stack.stop_all()
         receiver.stop()
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-            for process in stack.processes:
-                sys.stderr.write(f"\n--- {process.name} log ---\n{process.log_tail(60)}\n")
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    # Keep each phase's report on the test item, so fixtures can print process logs on failure.
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
+        # pytest shows a test's captured output only when it fails: the process logs then.
+        for process in stack.processes:
+            sys.stderr.write(f"\n--- {process.name} log ---\n{process.log_tail(60)}\n")
 
 
 @pytest.fixture

@@ -64,12 +64,6 @@ def test_station_id_normalize_rejects_other_forms(given_id: Any) -> None:
         station_id_normalize(given_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: identifiers.py regexes end in `$`, which matches before a trailing newline: a legacy id "
-    "plus \\n is accepted and stored with the newline; a UUID plus \\n reaches uuid.UUID and fails with "
-    "'badly formed hexadecimal UUID string' instead of the station_id rule",
-)
 @pytest.mark.parametrize(
     "given_id",
     [
@@ -150,11 +144,6 @@ def test_driver_token_check_rejects_everything_else(driver_token: Any) -> None:
         driver_token_check(driver_token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: identifiers.py `$` in _DRIVER_TOKEN matches before a trailing newline, "
-    "so a token followed by \\n (even an 81-character one) is accepted",
-)
 @pytest.mark.parametrize(
     "driver_token",
     [
@@ -187,9 +176,6 @@ def test_any_token_with_a_foreign_character_before_the_end_is_rejected(
         driver_token_check(before + foreign + after)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: identifiers.py accepts a token whose only foreign character is a final \\n"
-)
 @given(before=st.text(alphabet=TOKEN_ALPHABET, max_size=80), foreign=foreign_characters)
 @example(before="A" * 20, foreign="\n")
 def test_any_token_ending_in_a_foreign_character_is_rejected(before: str, foreign: str) -> None:

@@ -1,7 +1,8 @@
-"""The Kafka message v1 (DESIGN "Kafka message"): other producers write to the topic, so decoding is strict."""
+"""The Kafka message v1 (DESIGN "Kafka message"): other producers write to the topic, so decode strictly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -316,11 +317,6 @@ def test_decode_v1_salvages_only_an_integer_client_id(client_id: Any, salvaged: 
     assert error.salvage["client_id"] == salvaged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages.py _salvage keeps any callback_url starting with http(s):// (and truncates it to "
-    "2,048 characters) instead of only a URL callback_url_check accepts",
-)
 @pytest.mark.parametrize(
     "callback_url",
     [
@@ -337,24 +333,12 @@ def test_decode_v1_does_not_salvage_an_invalid_callback_url(callback_url: str) -
     assert "callback_url" not in salvage
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages.py:135 `source not in {...}` raises TypeError for an unhashable source "
-    "(list/object), which escapes decode_v1 and fails the bridge's whole batch",
-)
 @pytest.mark.parametrize("source", [pytest.param([], id="list"), pytest.param({}, id="object")])
 def test_decode_v1_survives_a_source_of_unhashable_type(source: Any) -> None:
-    try:
+    with contextlib.suppress(MalformedMessage):
         decode_v1(encode(v1_body(source=source)))
-    except MalformedMessage:
-        pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages.py:100-102 catches only UnicodeDecodeError/JSONDecodeError; json.loads raises "
-    "RecursionError on deep nesting and plain ValueError on integers over 4,300 digits",
-)
 @pytest.mark.parametrize(
     "value",
     [
@@ -368,17 +352,10 @@ def test_decode_v1_turns_every_json_failure_into_malformed_message(value: bytes)
     assert error.salvage == {}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: messages.py:113 `body.get('v') != 1` lets JSON true through, as True == 1"
-)
 def test_decode_v1_rejects_version_true() -> None:
     assert decode_error(encode(v1_body(v=True))).error.startswith("v:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages.py:100 json.loads(bytes) auto-detects UTF-16/32, so a non-UTF-8 value is accepted",
-)
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
 def test_decode_v1_rejects_json_that_is_not_utf8(encoding: str) -> None:
     decode_error(json.dumps(v1_body()).encode(encoding))
@@ -393,10 +370,12 @@ json_values = st.recursive(
 
 def decodes_or_is_malformed(value: bytes) -> None:
     """The property: a ChargeRequestV1 or a MalformedMessage; any other exception fails the test."""
+    outcome: ChargeRequestV1 | str
     try:
-        assert isinstance(decode_v1(value), ChargeRequestV1)
+        outcome = decode_v1(value)
     except MalformedMessage as error:
-        assert error.error
+        outcome = error.error
+    assert isinstance(outcome, ChargeRequestV1) or outcome != ""
 
 
 @given(st.binary(max_size=512))

@@ -104,11 +104,6 @@ def test_header_built_independently_verifies() -> None:
     assert signature_verify(header=header, secret=SECRET, body=BODY, now=T)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: signing.py:29-35 a malformed header raises instead of returning False: "
-    "str.isdigit() accepts '²' then int() raises ValueError; hmac.compare_digest raises TypeError on non-ASCII",
-)
 @pytest.mark.parametrize(
     "header",
     [

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Header, Query, Router, Schema
 from ninja.errors import HttpError
+from pydantic import field_validator
+from redis import RedisError
 
+from apps.access.identifiers import station_id_normalize
 from apps.access.policy import decision_message
 from apps.api.errors import ServiceUnavailable
 from apps.api.v1.schemas import (
@@ -22,10 +26,17 @@ from apps.api.v1.schemas import (
     RequestStatus,
     StationTokenIn,
 )
+from apps.charging.idempotency import KEY_MAX
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import ProduceFailed
 from apps.charging.selectors import BadCursor, RequestFilters, charging_request_get, charging_requests_page
-from apps.charging.services import charging_request_accept, charging_request_decide_sync
+from apps.charging.services import (
+    IdempotencyConflict,
+    IdempotencyInFlight,
+    charging_request_accept,
+    charging_request_accept_once,
+    charging_request_decide_sync,
+)
 from apps.clients.auth import ApiKeyAuth, request_api_key
 from apps.clients.models import Scope
 
@@ -54,26 +65,61 @@ def request_out(request: ChargingRequest) -> ChargingRequestOut:
 @router.post(
     "/charging-requests",
     auth=ApiKeyAuth(Scope.CHARGING_WRITE),
-    response={202: AcceptedOut, 503: ErrorOut},
+    response={202: AcceptedOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut},
     summary="Submit a charging request; the decision is POSTed to callback_url",
 )
-def charging_request_create(request: HttpRequest, body: ChargingRequestIn) -> tuple[int, AcceptedOut]:
-    """202 only once Kafka has acknowledged the request (acks=all); 503 with Retry-After when it did not."""
-    key = request_api_key(request)
+def charging_request_create(
+    request: HttpRequest,
+    body: ChargingRequestIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> tuple[int, AcceptedOut]:
+    """202 only once Kafka has acknowledged the request (acks=all); 503 with Retry-After when it did not.
+
+    With an `Idempotency-Key` header (1 to 255 printable ASCII characters), a repeat within 24 h
+    returns the first request_id and produces nothing; the same key with another body is a 422.
+    """
+    client = request_api_key(request).client
+    source = ChargingRequest.Source.ASYNC
     try:
-        message = charging_request_accept(
-            client=key.client,
-            station_id=body.station_id,
-            driver_token=body.driver_token,
-            callback_url=body.callback_url,
-            source=ChargingRequest.Source.ASYNC,
-        )
+        if idempotency_key is None:
+            request_id = charging_request_accept(
+                client=client,
+                station_id=body.station_id,
+                driver_token=body.driver_token,
+                callback_url=body.callback_url,
+                source=source,
+            ).request_id
+        else:
+            if not (
+                0 < len(idempotency_key) <= KEY_MAX
+                and idempotency_key.isascii()
+                and idempotency_key.isprintable()
+            ):
+                raise HttpError(422, "Idempotency-Key: 1 to 255 printable ASCII characters")
+            request_id = charging_request_accept_once(
+                client=client,
+                idempotency_key=idempotency_key,
+                station_id=body.station_id,
+                driver_token=body.driver_token,
+                callback_url=body.callback_url,
+                source=source,
+            ).request_id
     except ProduceFailed:
         raise ServiceUnavailable(
             "the request queue is unavailable; nothing was accepted, try again"
         ) from None
-    status_url = request.build_absolute_uri(f"/api/v1/charging-requests/{message.request_id}")
-    return 202, AcceptedOut(request_id=message.request_id, status="accepted", status_url=status_url)
+    except RedisError:
+        raise ServiceUnavailable(
+            "idempotency keys cannot be checked right now; nothing was accepted"
+        ) from None
+    except IdempotencyConflict:
+        raise HttpError(422, "Idempotency-Key: already used with a different body") from None
+    except IdempotencyInFlight:
+        raise ServiceUnavailable(
+            "a request with this Idempotency-Key is in progress", retry_after_s=1
+        ) from None
+    status_url = request.build_absolute_uri(f"/api/v1/charging-requests/{request_id}")
+    return 202, AcceptedOut(request_id=request_id, status="accepted", status_url=status_url)
 
 
 @router.get(
@@ -98,6 +144,12 @@ class LogFilters(Schema):
     until: datetime | None = None
     cursor: str | None = None
     limit: int = 100
+
+    @field_validator("station_id")
+    @classmethod
+    def _station_id(cls, value: str | None) -> str | None:
+        # Match what was stored: any UUID spelling finds the same station.
+        return station_id_normalize(value) if value is not None else None
 
 
 @router.get("/charging-requests", auth=ApiKeyAuth(Scope.CHARGING_READ), response={200: ChargingRequestPage})

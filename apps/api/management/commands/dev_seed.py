@@ -32,5 +32,8 @@ class Command(BaseCommand):
         user.save()
 
         client = api_client_get_or_create(name=DEV_CLIENT, callback_secret=callback_secret)
+        # The dev key drives the quickstart and local load tests: far above the default rate limit.
+        client.rate_limit_per_s = 5000
+        client.save(update_fields=["rate_limit_per_s"])
         api_key_ensure(client=client, plaintext=api_key, scopes=ALL_SCOPES)
         self.stdout.write(f"dev admin {user_name!r} and API client {DEV_CLIENT!r} ready")

@@ -1,0 +1,226 @@
+"""Schemas of /api/v1/stations, /tokens, /token-groups and /grants. Validation lives here, on the fields.
+
+In the PATCH bodies a field left out stays as it is. A field that cannot be null there is declared
+with `_left_out()`: left out is fine, an explicit null is a 422 like any value of the wrong type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Field, Schema
+from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_validator
+
+from apps.access.identifiers import driver_token_check, station_id_normalize
+
+StationId = Annotated[str, AfterValidator(station_id_normalize)]
+DriverTokenValue = Annotated[str, AfterValidator(driver_token_check)]
+TokenType = Literal["rfid", "app", "other"]
+TokenStatus = Literal["active", "blocked"]
+
+PAGE_LIMIT_DEFAULT = 100
+PAGE_LIMIT_MAX = 1000
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _left_out(**field: Any) -> Any:
+    """A PATCH field that may be left out (it then holds None and is not in the fields set) but is
+    never null when given. Typed Any so the field keeps its own type."""
+    return Field(None, json_schema_extra=_no_default, **field)
+
+
+class FieldErrorOut(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(Schema):
+    """422: every bad field, `loc` ending in the field's name."""
+
+    detail: list[FieldErrorOut]
+
+
+class PageQuery(Schema):
+    cursor: str | None = Field(None, description="next_cursor of the previous page; omit for the first")
+    limit: int = Field(PAGE_LIMIT_DEFAULT, ge=1, le=PAGE_LIMIT_MAX)
+
+
+# --- stations -----------------------------------------------------------------------------------
+
+
+class StationIn(Schema):
+    station_id: StationId = Field(description="a UUID (any case, hyphens optional) or 36 alphanumerics")
+    name: str = Field("", max_length=200)
+    location: str = Field("", max_length=300)
+    enabled: bool = True
+
+
+class StationPatch(Schema):
+    name: str = _left_out(max_length=200)
+    location: str = _left_out(max_length=300)
+    enabled: bool = _left_out(description="false: the station refuses every token")
+
+
+class StationOut(Schema):
+    station_id: str
+    name: str
+    location: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class StationPage(Schema):
+    items: list[StationOut]
+    next_cursor: str | None
+
+
+class StationQuery(PageQuery):
+    enabled: bool | None = None
+    q: str | None = Field(None, description="part of the station id, name or location, any case")
+
+
+# --- token groups -------------------------------------------------------------------------------
+
+
+class TokenGroupIn(Schema):
+    name: str = Field(min_length=1, max_length=100)
+    note: str = ""
+
+
+class TokenGroupOut(Schema):
+    name: str
+    note: str
+    created_at: datetime
+
+
+class TokenGroupPage(Schema):
+    items: list[TokenGroupOut]
+    next_cursor: str | None
+
+
+class TokenGroupQuery(PageQuery):
+    q: str | None = Field(None, description="part of the name, any case")
+
+
+# --- driver tokens ------------------------------------------------------------------------------
+
+
+class TokenIn(Schema):
+    value: DriverTokenValue = Field(description="20 to 80 characters of A-Z a-z 0-9 - . _ ~")
+    type: TokenType = "rfid"
+    valid_until: AwareDatetime | None = Field(None, description="refused from this moment on")
+    group: str | None = Field(None, description="name of an existing token group")
+    note: str = ""
+
+
+class TokenPatch(Schema):
+    type: TokenType = _left_out()
+    valid_until: AwareDatetime | None = Field(None, description="null: valid without end")
+    group: str | None = Field(None, description="name of an existing token group; null: no group")
+    note: str = _left_out()
+
+
+class TokenOut(Schema):
+    value: str
+    type: str
+    status: TokenStatus
+    valid_until: datetime | None
+    group: str | None
+    note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenPage(Schema):
+    items: list[TokenOut]
+    next_cursor: str | None
+
+
+class TokenQuery(PageQuery):
+    status: TokenStatus | None = None
+    group: str | None = Field(None, description="group name")
+    type: TokenType | None = None
+    q: str | None = Field(None, description="part of the value or note, any case")
+
+
+# --- grants -------------------------------------------------------------------------------------
+
+
+def _window_check(valid_until: datetime | None, info: ValidationInfo) -> datetime | None:
+    valid_from = info.data.get("valid_from")
+    if valid_until is not None and valid_from is not None and valid_until <= valid_from:
+        raise ValueError("valid_until must be later than valid_from")
+    return valid_until
+
+
+class GrantIn(Schema):
+    """Exactly one holder: `token` or `group`. `station_id` null: every station."""
+
+    # group comes first so that the one-holder rule, checked on token, sees it.
+    group: str | None = Field(None, description="name of an existing token group")
+    token: str | None = Field(None, validate_default=True, description="value of an existing driver token")
+    station_id: StationId | None = Field(None, description="null: every station")
+    valid_from: AwareDatetime | None = Field(None, description="valid from this moment (inclusive)")
+    valid_until: AwareDatetime | None = Field(None, description="until this moment (exclusive)")
+    note: str = ""
+
+    @field_validator("token")
+    @classmethod
+    def _one_holder(cls, token: str | None, info: ValidationInfo) -> str | None:
+        if token is not None:
+            driver_token_check(token)
+        if "group" not in info.data:
+            return token  # group itself is invalid and reported
+        if (token is None) == (info.data["group"] is None):
+            raise ValueError("give either token or group (exactly one)")
+        return token
+
+    _valid_until = field_validator("valid_until")(_window_check)
+
+
+class GrantPatch(Schema):
+    valid_from: AwareDatetime | None = Field(None, description="null: from the beginning")
+    valid_until: AwareDatetime | None = Field(None, description="null: without end")
+    note: str = _left_out()
+
+    _valid_until = field_validator("valid_until")(_window_check)
+
+
+class GrantOut(Schema):
+    id: int
+    token: str | None
+    group: str | None
+    station_id: str | None = Field(description="null: every station")
+    valid_from: datetime | None
+    valid_until: datetime | None
+    revoked_at: datetime | None
+    active: bool = Field(description="counts now: not revoked and inside its validity window")
+    note: str
+    created_by: str | None
+    created_at: datetime
+
+
+class GrantPage(Schema):
+    items: list[GrantOut]
+    next_cursor: str | None
+
+
+class GrantQuery(PageQuery):
+    token: str | None = Field(None, description="driver token value")
+    group: str | None = Field(None, description="group name")
+    station_id: StationId | None = Field(None, description="grants at this station (not all-stations ones)")
+    all_stations: bool | None = Field(None, description="true: only all-stations grants; false: only others")
+    active: bool | None = Field(None, description="true: not revoked and valid now; false: the others")
+
+
+class GrantExistsOut(Schema):
+    """409 of POST /grants: the identical live grant that is already there."""
+
+    detail: str
+    grant: GrantOut

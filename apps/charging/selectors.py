@@ -47,7 +47,7 @@ def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         moment, _, request_id = raw.partition("|")
         return datetime.fromisoformat(moment), uuid.UUID(request_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor("cursor: not a cursor this API returned") from None
+        raise BadCursor("not a cursor this API returned") from None
 
 
 def _filtered(filters: RequestFilters) -> QuerySet[ChargingRequest]:

@@ -626,10 +626,9 @@ def acl(db: None) -> None:
     Grant.objects.create(token=driver_token, station_id=STATION)
 
 
-@pytest.mark.parametrize(("method", "path", "body"), WRITES)
-def test_writes_need_acl_write(
-    client: Client, reader: Api, acl: None, method: str, path: str, body: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("write", WRITES, ids=[f"{method} {path}" for method, path, _ in WRITES])
+def test_writes_need_acl_write(client: Client, reader: Api, acl: None, write: tuple[str, str, Any]) -> None:
+    method, path, body = write
     before = [list(model.objects.values()) for model in (Station, DriverToken, TokenGroup, Grant)]
 
     denied = getattr(reader, method)(path, body)

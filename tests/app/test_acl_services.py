@@ -141,12 +141,13 @@ def test_grant_create_needs_exactly_one_holder_and_a_non_empty_window() -> None:
     fleet = token_group_create(name="fleet-a")
     now = timezone.now()
 
-    for fields in [
+    cases: list[dict[str, Any]] = [
         {},
         {"token": token, "group": fleet},
         {"token": token, "valid_from": now, "valid_until": now},
         {"token": token, "valid_from": now, "valid_until": now - timedelta(seconds=1)},
-    ]:
+    ]
+    for fields in cases:
         with pytest.raises(AclInvalid) as invalid:
             grant_create(station=None, **fields)
         assert invalid.value.field == ("valid_until" if "valid_until" in fields else "token")

@@ -16,6 +16,7 @@ from apps.access.identifiers import station_id_normalize
 from apps.access.policy import decision_message
 from apps.api.errors import ServiceUnavailable
 from apps.api.v1.schemas import (
+    COMMON_ERRORS,
     AcceptedOut,
     AuthorizeOut,
     CallbackStateOut,
@@ -25,6 +26,7 @@ from apps.api.v1.schemas import (
     ErrorOut,
     RequestStatus,
     StationTokenIn,
+    field_error,
 )
 from apps.charging.idempotency import KEY_MAX
 from apps.charging.models import ChargingRequest
@@ -65,7 +67,7 @@ def request_out(request: ChargingRequest) -> ChargingRequestOut:
 @router.post(
     "/charging-requests",
     auth=ApiKeyAuth(Scope.CHARGING_WRITE),
-    response={202: AcceptedOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut},
+    response={202: AcceptedOut, **COMMON_ERRORS},
     summary="Submit a charging request; the decision is POSTed to callback_url",
 )
 def charging_request_create(
@@ -95,7 +97,7 @@ def charging_request_create(
                 and idempotency_key.isascii()
                 and idempotency_key.isprintable()
             ):
-                raise HttpError(422, "Idempotency-Key: 1 to 255 printable ASCII characters")
+                raise field_error("header", "Idempotency-Key", "1 to 255 printable ASCII characters")
             request_id = charging_request_accept_once(
                 client=client,
                 idempotency_key=idempotency_key,
@@ -113,7 +115,7 @@ def charging_request_create(
             "idempotency keys cannot be checked right now; nothing was accepted"
         ) from None
     except IdempotencyConflict:
-        raise HttpError(422, "Idempotency-Key: already used with a different body") from None
+        raise field_error("header", "Idempotency-Key", "already used with a different body") from None
     except IdempotencyInFlight:
         raise ServiceUnavailable(
             "a request with this Idempotency-Key is in progress", retry_after_s=1
@@ -125,7 +127,7 @@ def charging_request_create(
 @router.get(
     "/charging-requests/{request_id}",
     auth=ApiKeyAuth(Scope.CHARGING_READ),
-    response={200: ChargingRequestOut, 404: ErrorOut},
+    response={200: ChargingRequestOut, 404: ErrorOut, **COMMON_ERRORS},
 )
 def charging_request_detail(request: HttpRequest, request_id: uuid.UUID) -> ChargingRequestOut:
     """A request's state. 404 for an unknown id, and for a few ms after the 202 until the bridge stored it."""
@@ -152,11 +154,15 @@ class LogFilters(Schema):
         return station_id_normalize(value) if value is not None else None
 
 
-@router.get("/charging-requests", auth=ApiKeyAuth(Scope.CHARGING_READ), response={200: ChargingRequestPage})
+@router.get(
+    "/charging-requests",
+    auth=ApiKeyAuth(Scope.CHARGING_READ),
+    response={200: ChargingRequestPage, **COMMON_ERRORS},
+)
 def charging_request_list(request: HttpRequest, filters: Query[LogFilters]) -> ChargingRequestPage:
     """The decision log, newest first; pass next_cursor back as cursor for the next page."""
     if not 1 <= filters.limit <= 1000:
-        raise HttpError(422, "limit: must be between 1 and 1000")
+        raise field_error("query", "limit", "must be between 1 and 1000")
     try:
         rows, next_cursor = charging_requests_page(
             filters=RequestFilters(
@@ -172,11 +178,16 @@ def charging_request_list(request: HttpRequest, filters: Query[LogFilters]) -> C
             cursor=filters.cursor,
         )
     except BadCursor as exc:
-        raise HttpError(422, str(exc)) from None
+        raise field_error("query", "cursor", str(exc)) from None
     return ChargingRequestPage(items=[request_out(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.post("/authorize", auth=ApiKeyAuth(Scope.AUTHORIZE), response={200: AuthorizeOut}, tags=["authorize"])
+@router.post(
+    "/authorize",
+    auth=ApiKeyAuth(Scope.AUTHORIZE),
+    response={200: AuthorizeOut, **COMMON_ERRORS},
+    tags=["authorize"],
+)
 def authorize(request: HttpRequest, body: StationTokenIn) -> AuthorizeOut:
     """Decide at once (OCPP Authorize style); the decision is logged with source `sync`."""
     logged, decision = charging_request_decide_sync(

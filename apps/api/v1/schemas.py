@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Schema
+from ninja.errors import ValidationError
 from pydantic import field_validator
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
@@ -17,6 +18,23 @@ RequestStatus = Literal["pending", "allowed", "not_allowed", "unknown", "invalid
 
 class ErrorOut(Schema):
     detail: str
+
+
+class FieldErrorOut(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(Schema):
+    """422: one entry per bad field; `loc` ends with the field's name."""
+
+    detail: list[FieldErrorOut]
+
+
+def field_error(location: str, field: str, message: str) -> ValidationError:
+    """A 422 in the same shape as the schema validation's, for checks made in the view."""
+    return ValidationError([{"loc": [location, field], "msg": message, "type": "value_error"}])
 
 
 class StationTokenIn(Schema):
@@ -78,3 +96,13 @@ class AuthorizeOut(Schema):
     reason: str
     message: str
     expires_at: datetime | None
+
+
+# Answers every authenticated /api/v1 route may give besides its own (the OpenAPI document lists them).
+COMMON_ERRORS: dict[int, type[Schema]] = {
+    401: ErrorOut,
+    403: ErrorOut,
+    422: ValidationErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+}

@@ -13,6 +13,9 @@ tables first), and empties them again at the end unless --keep is given. Point i
 database: never at one whose ACL you need.
 """
 
+# Django and the apps are imported inside functions: only after --database-url is in the environment.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import argparse
@@ -346,8 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT t.value, g.station_id FROM access_drivertoken t JOIN access_grant g ON g.token_id = t.id"
-                " WHERE t.group_id IS NOT NULL AND g.station_id IS NOT NULL AND g.revoked_at IS NULL LIMIT 1"
+                "SELECT t.value, g.station_id FROM access_drivertoken t"
+                " JOIN access_grant g ON g.token_id = t.id WHERE t.group_id IS NOT NULL"
+                " AND g.station_id IS NOT NULL AND g.revoked_at IS NULL LIMIT 1"
             )
             sample_token, sample_station = cursor.fetchone()
         plans = _explain(station_id=sample_station, driver_token=sample_token)
@@ -374,8 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     _say(
-        f"{label}: p50 {timing['p50_us']:.0f} µs, p99 {timing['p99_us']:.0f} µs, mean {timing['mean_us']:.0f} µs"
-        f" per decision; {len(seq_scans)} sequential scans in the plans; wrote {output}"
+        f"{label}: p50 {timing['p50_us']:.0f} µs, p99 {timing['p99_us']:.0f} µs,"
+        f" mean {timing['mean_us']:.0f} µs per decision; {len(seq_scans)} sequential scans in the plans; wrote {output}"
     )
     return 0
 

@@ -150,10 +150,7 @@ class ChargingRequestAdmin(admin.ModelAdmin):
         "request",
         "station_id",
         "driver_token",
-        "status",
-        "reason",
-        "source",
-        "client",
+        "decision",
         "decision_ms",
         "callback",
     )
@@ -171,7 +168,6 @@ class ChargingRequestAdmin(admin.ModelAdmin):
     # Searched by get_search_results below: each term is an exact, indexed match.
     search_fields = ("=request_id", "=station_id", "=driver_token")
     search_help_text = "exact request id, station id (any form) or driver token"
-    list_select_related = ("client",)
     # Only the column the log's index is ordered by: sorting a big log by anything else scans it.
     sortable_by = ("requested_at",)
     paginator = CappedCountPaginator
@@ -205,6 +201,10 @@ class ChargingRequestAdmin(admin.ModelAdmin):
     def request(self, row: ChargingRequest) -> str:
         # The first block of the UUID tells rows apart on screen; the full id is in the title and the page.
         return format_html('<span title="{}">{}…</span>', row.request_id, str(row.request_id)[:8])
+
+    @admin.display(description="decision")
+    def decision(self, row: ChargingRequest) -> str:
+        return format_html("{}<br><small>{}</small>", row.get_status_display(), row.reason or "")
 
     @admin.display(description="decision ms")
     def decision_ms(self, row: ChargingRequest) -> str | None:

@@ -126,3 +126,13 @@ def test_the_admin_login_form_keeps_its_csrf_protection(django_user_model: type)
     )
 
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_nul_characters_are_refused_before_they_reach_the_database(client: Client, caller: Caller) -> None:
+    query = client.get("/api/v1/charging-requests?driver_token=%00abc", headers=caller.headers)
+    body = caller.post_json(client, "/api/insertACL/", '{"station_id": "x\\u0000", "driver_token": "y"}')
+
+    assert query.status_code == 400
+    assert body.status_code == 400
+    assert "NUL" in body.json()["detail"]

@@ -11,7 +11,7 @@ help:  ## list the targets
 install: install-system install-python  ## install what is missing (system packages, Kafka jars, Python venv)
 
 install-system:
-	@bash compose/local/install-system.sh
+	@bash compose/local/install-system.sh --browser
 	@bash compose/local/kafka.sh fetch
 
 install-python:

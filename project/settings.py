@@ -160,6 +160,9 @@ CHARGE_BRIDGE_BATCH = env.int("CHARGE_BRIDGE_BATCH", default=500)
 CHARGE_DECISION_TIMEOUT_S = env.float("CHARGE_DECISION_TIMEOUT_S", default=10.0)
 # The overdue sweep leaves a pending row this long past its deadline for a busy worker to decide.
 CHARGE_OVERDUE_GRACE_S = env.float("CHARGE_OVERDUE_GRACE_S", default=2.0)
+# A request pending this long (but not overdue) gets its authorize task sent again: its first one may
+# have been lost with a killed worker. Well above the normal request-to-decision time.
+CHARGE_REQUEUE_AFTER_S = env.float("CHARGE_REQUEUE_AFTER_S", default=3.0)
 # How long the API waits for the broker's acknowledgement before answering failed/503.
 CHARGE_PRODUCE_TIMEOUT_S = env.float("CHARGE_PRODUCE_TIMEOUT_S", default=1.5)
 # A few ms of batching lets concurrent requests share one produce round trip.
@@ -210,6 +213,7 @@ CELERY_TASK_ROUTES = {
 # The database is the schedule (next_attempt_at, deadlines); beat only wakes the sweeps.
 CELERY_BEAT_SCHEDULE = {
     "expire-overdue": {"task": "charging.expire_overdue", "schedule": 5.0},
+    "requeue-stale": {"task": "charging.requeue_stale", "schedule": 5.0},
     "dispatch-due-callbacks": {"task": "callbacks.dispatch_due", "schedule": 5.0},
 }
 # Keep Django's LOGGING (JSON lines) in workers instead of Celery's own format.

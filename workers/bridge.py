@@ -30,11 +30,15 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from apps.charging.messages import MalformedMessage, decode_v1
-from apps.charging.services import Consumed, charging_request_store_invalid, charging_requests_store
+from apps.charging.services import (
+    AUTHORIZE_TASK,
+    Consumed,
+    charging_request_store_invalid,
+    charging_requests_store,
+)
 
 logger = structlog.get_logger(__name__)
 
-AUTHORIZE_TASK = "charging.authorize"
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 

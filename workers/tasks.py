@@ -15,7 +15,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.callbacks.services import deliveries_dispatch_due, delivery_attempt
-from apps.charging.services import charging_request_decide, charging_requests_expire_overdue
+from apps.charging.services import (
+    charging_request_decide,
+    charging_requests_expire_overdue,
+    charging_requests_requeue_stale,
+)
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
 # deadline has passed, the next successful run records unknown/backend_unavailable.
@@ -44,6 +48,12 @@ def deliver(*, request_id: str) -> None:
 def expire_overdue() -> int:
     """Beat: pending requests past their deadline (plus a grace for busy workers) → unknown/timeout."""
     return charging_requests_expire_overdue(grace=timedelta(seconds=settings.CHARGE_OVERDUE_GRACE_S))
+
+
+@shared_task(name="charging.requeue_stale")
+def requeue_stale() -> int:
+    """Beat: pending requests whose task was lost with a killed worker get another task."""
+    return charging_requests_requeue_stale(older_than=timedelta(seconds=settings.CHARGE_REQUEUE_AFTER_S))
 
 
 @shared_task(name="callbacks.dispatch_due")

@@ -126,6 +126,7 @@ class StationAdmin(ServiceWritesMixin, admin.ModelAdmin):
     search_help_text = "station id (any form), name or location"
     actions = ["enable", "disable"]
     show_full_result_count = False
+    show_facets = ShowFacets.NEVER
 
     def get_readonly_fields(self, request: HttpRequest, obj: Station | None = None) -> tuple[str, ...]:
         return ("station_id",) if obj is not None else ()

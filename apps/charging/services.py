@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +29,8 @@ from apps.charging.producer import request_produce
 from apps.clients.models import ApiClient
 
 logger = structlog.get_logger(__name__)
+
+AUTHORIZE_TASK = "charging.authorize"
 
 
 def charging_request_accept(
@@ -239,6 +242,28 @@ def charging_requests_expire_overdue(*, grace: timedelta, limit: int = 1000) -> 
         ):
             expired += 1
     return expired
+
+
+def charging_requests_requeue_stale(*, older_than: timedelta, limit: int = 1000) -> int:
+    """Send the authorize task again for requests pending longer than `older_than` but not yet overdue.
+
+    A worker killed with -9 takes the tasks it had reserved with it until the broker's visibility
+    timeout brings them back, long after their deadline. Sending them again (the task is idempotent)
+    lets a live worker decide them in time instead of the overdue sweep answering `unknown`.
+    """
+    now = timezone.now()
+    stale = list(
+        ChargingRequest.objects.filter(
+            status=Status.PENDING, deadline__gte=now, requested_at__lt=now - older_than
+        )
+        .order_by("deadline")
+        .values_list("request_id", flat=True)[:limit]
+    )
+    for request_id in stale:
+        current_app.send_task(AUTHORIZE_TASK, kwargs={"request_id": str(request_id)})
+    if stale:
+        logger.warning("stale_requests_requeued", count=len(stale))
+    return len(stale)
 
 
 def charging_request_decide_sync(

@@ -36,7 +36,7 @@ def _on_ci() -> bool:
 
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    """A fresh chromium page (1280x900); closed, with its browser, when the test ends."""
+    """A fresh chromium page (1440x900); closed, with its browser, when the test ends."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: run `bash compose/local/install-system.sh --browser` (as root)"
         if _on_ci():
@@ -49,7 +49,7 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
             context.set_default_timeout(15_000)
             yield context.new_page()
         finally:

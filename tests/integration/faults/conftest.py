@@ -1,0 +1,167 @@
+"""A whole stack under steady load for the fault tests: gunicorn api, bridge, workers, beat, receivers.
+
+Each test sends about FAULT_REQUESTS requests (600 by default in `make test`, 2,000 for the full run)
+at FAULT_RATE requests/s (100) to the api over HTTP, breaks one part of the stack while they flow,
+and then counts: every accepted request has exactly one decision and at least one delivery attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from apps.access.services import acl_insert
+from tests.integration.conftest import Pipeline
+from tests.stack import ManagedProcess, free_port, wait_until
+
+FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "600"))
+FAULT_RATE = float(os.environ.get("FAULT_RATE", "100"))
+STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
+TOKEN = "FAULT-TOKEN-0123456789"
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "faults" in str(item.path):
+            item.add_marker(pytest.mark.faults)
+
+
+@dataclass
+class Sent:
+    number: int
+    status: int | None  # None: no answer (connection refused or reset)
+    request_id: str | None
+    at: float
+
+
+@dataclass
+class Load:
+    """An open-loop load of numbered requests; each carries its number in its callback path."""
+
+    api_url: str
+    api_key: str
+    callback_base: str
+    count: int = FAULT_REQUESTS
+    rate: float = FAULT_RATE
+    sent: list[Sent] = field(default_factory=list)
+    started_at: float = 0.0
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _one(self, client: httpx.Client, number: int) -> None:
+        body = {
+            "station_id": STATION,
+            "driver_token": TOKEN,
+            "callback_url": f"{self.callback_base}/cb/{number}",
+        }
+        try:
+            answer = client.post(f"{self.api_url}/v1/charging-requests", json=body, timeout=5)
+            status: int | None = answer.status_code
+            request_id = answer.json().get("request_id") if status == 202 else None
+        except httpx.HTTPError:
+            status, request_id = None, None
+        with self._lock:
+            self.sent.append(Sent(number, status, request_id, time.monotonic()))
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        with httpx.Client(headers=headers) as client, ThreadPoolExecutor(max_workers=8) as pool:
+            self.started_at = time.monotonic()
+            for number in range(self.count):
+                # Open loop: request n leaves at n/rate s, however slow the answers are.
+                delay = self.started_at + number / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(self._one, client, number)
+
+    def start(self) -> Load:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_until_sent(self, fraction: float) -> None:
+        wait_until(
+            lambda: len(self.sent) >= self.count * fraction, timeout=120, what=f"{fraction:.0%} of the load"
+        )
+
+    def join(self) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout=self.count / self.rate + 120)
+        wait_until(lambda: len(self.sent) == self.count, timeout=60, what="every request answered")
+
+    @property
+    def accepted(self) -> list[Sent]:
+        return [s for s in self.sent if s.status == 202]
+
+    @property
+    def refused(self) -> list[Sent]:
+        return [s for s in self.sent if s.status != 202]
+
+
+@dataclass
+class FaultStack:
+    pipeline: Pipeline
+    api: ManagedProcess
+    api_url: str
+    bridge: ManagedProcess
+    authorize_worker: ManagedProcess
+    callbacks_worker: ManagedProcess
+    report: dict[str, Any]
+
+    def load(self, *, callback_base: str | None = None) -> Load:
+        return Load(self.api_url, self.pipeline.api_key, callback_base or self.pipeline.receiver.url(""))
+
+    def restart(self, process: ManagedProcess, ready: Callable[[], None]) -> None:
+        process.start()
+        ready()
+
+
+@pytest.fixture
+def fault_stack(pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[FaultStack]:
+    acl_insert(station_id=STATION, driver_token=TOKEN)
+    pipeline.api_client.rate_limit_per_s = 10_000
+    pipeline.api_client.save()
+    pipeline.env["CHARGE_REQUEUE_AFTER_S"] = "3"
+    port = free_port()
+    api = ManagedProcess(
+        "api",
+        [GUNICORN, "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
+        pipeline.log_dir / "api.log",
+        env=pipeline.env,
+    )
+    pipeline.processes.append(api.start())
+    api_url = f"http://127.0.0.1:{port}/api"
+    wait_until(lambda: httpx.get(f"{api_url}/healthz", timeout=1).status_code == 200, timeout=60, what="api")
+    bridge = pipeline.start_bridge()
+    authorize = pipeline.start_worker(queues="authorize", concurrency=2)
+    callbacks = pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
+    pipeline.start_beat()
+    report: dict[str, Any] = {"test": request.node.name, "requests": FAULT_REQUESTS, "rate": FAULT_RATE}
+    yield FaultStack(pipeline, api, api_url, bridge, authorize, callbacks, report)
+    _report_write(report)
+
+
+def _report_write(report: dict[str, Any]) -> None:
+    local = Path(os.environ.get("CHARGE_LOCAL_DIR", Path(__file__).resolve().parents[3] / ".local"))
+    path = local / "faults-report.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps(report) + "\n")
+    sys.stderr.write(f"\nfault report: {json.dumps(report)}\n")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

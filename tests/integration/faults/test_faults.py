@@ -1,0 +1,215 @@
+"""Kill or restart each part of the stack under load; count that nothing accepted was lost.
+
+After each fault: every request that got 202 has exactly one decision row, that row is decided, its
+delivery has at least one attempt, and its callback arrived (or, for failing receivers, is scheduled
+for retry); requests answered 503 left no row. Duplicated callbacks (allowed: delivery is at least
+once) and recovery times go to the fault report ($CHARGE_LOCAL_DIR/faults-report.jsonl).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from django.db import connection
+
+from apps.callbacks.models import CallbackDelivery
+from apps.charging.models import ChargingRequest
+from tests.conftest import Endpoint
+from tests.integration.faults.conftest import FaultStack, Load
+from tests.receiver import CallbackReceiver, Reply
+from tests.stack import wait_until
+
+SETTLE_S = 120
+
+
+def _rows(ids: list[str]) -> dict[str, str]:
+    with contextlib.suppress(Exception):
+        return dict(ChargingRequest.objects.filter(request_id__in=ids).values_list("request_id", "status"))
+    connection.close()  # a connection from before a database restart
+    return {}
+
+
+def _settle(stack: FaultStack, load: Load, *, callbacks_arrive: bool = True) -> None:
+    """Wait for the pipeline to finish every accepted request, then count and report."""
+    load_done = time.monotonic()
+    accepted = [s.request_id for s in load.accepted if s.request_id]
+    assert accepted, "nothing was accepted at all"
+
+    def all_decided() -> bool:
+        rows = _rows(accepted)
+        return len(rows) == len(accepted) and "pending" not in {str(v) for v in rows.values()}
+
+    wait_until(all_decided, timeout=SETTLE_S, what="every accepted request to be decided", interval=0.5)
+    wait_until(
+        lambda: (
+            CallbackDelivery.objects.filter(request_id__in=accepted, attempts__gte=1).count() == len(accepted)
+        ),
+        timeout=SETTLE_S,
+        what="a delivery attempt for every decision",
+        interval=0.5,
+    )
+    receiver = stack.pipeline.receiver
+    if callbacks_arrive:
+        wait_until(
+            lambda: {r.headers.get("x-charge-request-id") for r in receiver.received} >= set(accepted),
+            timeout=SETTLE_S,
+            what="every callback to arrive",
+            interval=0.5,
+        )
+    settled_s = time.monotonic() - load_done
+
+    # Exactly one decision row per accepted request, and none for the requests answered 503.
+    assert ChargingRequest.objects.filter(request_id__in=accepted).count() == len(accepted)
+    refused_urls = [f"{stack.pipeline.receiver.url('')}/cb/{s.number}" for s in load.sent if s.status == 503]
+    assert not ChargingRequest.objects.filter(callback_url__in=refused_urls).exists()
+    assert CallbackDelivery.objects.filter(request_id__in=accepted).count() == len(accepted)
+
+    per_request = collections.Counter(r.headers.get("x-charge-request-id") for r in receiver.received)
+    statuses = collections.Counter(
+        ChargingRequest.objects.filter(request_id__in=accepted).values_list("status", flat=True)
+    )
+    stack.report.update(
+        sent=len(load.sent),
+        accepted=len(accepted),
+        answered_503=sum(1 for s in load.sent if s.status == 503),
+        no_answer=sum(1 for s in load.sent if s.status is None),
+        other_answers=sorted({s.status for s in load.sent if s.status not in (202, 503, None)}),
+        decisions=dict(statuses),
+        duplicate_callbacks=sum(count - 1 for count in per_request.values() if count > 1),
+        settled_after_load_s=round(settled_s, 1),
+    )
+
+
+def _first_accept_after(load: Load, moment: float) -> float | None:
+    later = [s.at for s in load.accepted if s.at > moment]
+    return round(min(later) - moment, 2) if later else None
+
+
+def test_bridge_killed_and_restarted(fault_stack: FaultStack) -> None:
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+
+    fault_stack.bridge.kill()
+    killed_at = time.monotonic()
+    fault_stack.bridge = fault_stack.pipeline.start_bridge()
+    fault_stack.report["bridge_back_after_s"] = round(time.monotonic() - killed_at, 1)
+    load.join()
+
+    _settle(fault_stack, load)
+    assert fault_stack.report["no_answer"] == 0
+
+
+def test_worker_killed_and_restarted(fault_stack: FaultStack) -> None:
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+
+    fault_stack.authorize_worker.kill()
+    killed_at = time.monotonic()
+    fault_stack.authorize_worker = fault_stack.pipeline.start_worker(queues="authorize")
+    fault_stack.report["worker_back_after_s"] = round(time.monotonic() - killed_at, 1)
+    load.join()
+
+    _settle(fault_stack, load)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_an_api_process_killed(fault_stack: FaultStack) -> None:
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+    [victim, *_] = _children(fault_stack.api.pid)
+
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    load.join()
+
+    _settle(fault_stack, load)
+    fault_stack.report["first_accept_after_kill_s"] = _first_accept_after(load, killed_at)
+    assert fault_stack.api.alive()
+
+
+def test_redis_restarted(fault_stack: FaultStack, redis_endpoint: Endpoint) -> None:
+    redis = redis_endpoint.owned()
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+
+    started = time.monotonic()
+    redis.restart()
+    fault_stack.report["redis_down_s"] = round(time.monotonic() - started, 1)
+    load.join()
+
+    _settle(fault_stack, load)
+
+
+def test_kafka_restarted(fault_stack: FaultStack, kafka_endpoint: Endpoint) -> None:
+    kafka = kafka_endpoint.owned()
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+
+    stopped_at = time.monotonic()
+    kafka.restart()
+    fault_stack.report["kafka_down_s"] = round(time.monotonic() - stopped_at, 1)
+    load.join()
+
+    _settle(fault_stack, load)
+    fault_stack.report["first_accept_after_restart_began_s"] = _first_accept_after(load, stopped_at)
+    # While the broker was away the api said so (503), quickly, instead of hanging or failing.
+    assert all(s.status in (202, 503) for s in load.sent)
+
+
+def test_postgresql_restarted(fault_stack: FaultStack, postgres_endpoint: Endpoint) -> None:
+    postgres = postgres_endpoint.owned()
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+
+    started = time.monotonic()
+    postgres.restart()
+    connection.close()
+    fault_stack.report["postgres_down_s"] = round(time.monotonic() - started, 1)
+    load.join()
+
+    _settle(fault_stack, load)
+
+
+def _bad_receiver_test(fault_stack: FaultStack, reply: Reply, *, count: int) -> None:
+    bad = CallbackReceiver(lambda got: reply).start()
+    try:
+        load = fault_stack.load(callback_base=bad.url("")).start()
+        load.count = count
+        load.join()
+        fault_stack.pipeline.receiver = bad  # so the report counts what the bad receiver got
+        _settle(fault_stack, load, callbacks_arrive=False)
+        accepted = [s.request_id for s in load.accepted]
+        # Every delivery is waiting for its next try, none was dropped.
+        retrying = CallbackDelivery.objects.filter(request_id__in=accepted, status="retrying")
+        assert retrying.count() == len(accepted)
+        assert not retrying.filter(next_attempt_at=None).exists()
+    finally:
+        bad.stop()
+
+
+def test_a_receiver_answering_500(fault_stack: FaultStack) -> None:
+    _bad_receiver_test(fault_stack, Reply(500), count=min(300, fault_stack.report["requests"]))
+
+
+def test_a_receiver_redirecting(fault_stack: FaultStack) -> None:
+    _bad_receiver_test(
+        fault_stack,
+        Reply(307, headers={"Location": "http://127.0.0.1:9/elsewhere"}),
+        count=min(300, fault_stack.report["requests"]),
+    )
+
+
+def test_a_hanging_receiver(fault_stack: FaultStack) -> None:
+    # Each attempt waits out the 5 s timeout: 16 callback threads take ~30 s for 100 of them.
+    _bad_receiver_test(fault_stack, Reply(200, hang_s=30), count=100)

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: help install install-python install-system run test lint typecheck pytest bench reset
+.PHONY: help install install-python install-system install-browser run test lint typecheck pytest bench reset
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -11,8 +11,11 @@ help:  ## list the targets
 install: install-system install-python  ## install what is missing (system packages, Kafka jars, Python venv)
 
 install-system:
-	@bash compose/local/install-system.sh --browser
+	@bash compose/local/install-system.sh
 	@bash compose/local/kafka.sh fetch
+
+install-browser:  # the browser test drives Debian's chromium; only `make test` needs it
+	@bash compose/local/install-system.sh --browser
 
 install-python:
 	@bash compose/local/install-python.sh
@@ -20,7 +23,7 @@ install-python:
 run: install  ## start the whole stack in the foreground (Ctrl-C stops it); DB=postgres for PostgreSQL
 	@bash compose/local/run.sh
 
-test: install  ## ruff, mypy and every pytest layer against real Kafka, Redis and PostgreSQL
+test: install install-browser  ## ruff, mypy and every pytest layer against real Kafka, Redis and PostgreSQL
 	@bash compose/local/test.sh
 
 lint: install-python  ## ruff format check and lint only

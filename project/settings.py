@@ -46,6 +46,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts every answer (including those of the middleware below) and gives each request a
+    # fresh log context, so a request_id bound for one request never leaks into the next on a thread.
+    "apps.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from gunicorn: no separate web server needed locally.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -184,6 +187,21 @@ CHARGE_RATE_BURST_S = env.float("CHARGE_RATE_BURST_S", default=2.0)
 CHARGE_API_KEY_CACHE_S = env.float("CHARGE_API_KEY_CACHE_S", default=60.0)
 # Idempotency-Key answers are replayed for this long.
 CHARGE_IDEMPOTENCY_TTL_S = env.int("CHARGE_IDEMPOTENCY_TTL_S", default=24 * 3600)
+
+# --- Monitoring -----------------------------------------------------------------------------------
+# /metrics answers only these networks (Prometheus on the same host or the private network); the
+# public side of the proxy refuses /metrics itself (compose/nginx.conf). Add 0.0.0.0/0 to open it.
+CHARGE_METRICS_ALLOWED_NETS = env.list(
+    "CHARGE_METRICS_ALLOWED_NETS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+# The bridge's and the workers' own metrics servers: the address they listen on, and their ports
+# (0: no server). Loopback by default; compose listens on its private network.
+CHARGE_METRICS_BIND = env.str("CHARGE_METRICS_BIND", default="127.0.0.1")
+CHARGE_BRIDGE_METRICS_PORT = env.int("CHARGE_BRIDGE_METRICS_PORT", default=9108)
+CHARGE_WORKER_METRICS_PORT = env.int("CHARGE_WORKER_METRICS_PORT", default=0)
+# /api/readyz answers within this bound even when a dependency hangs.
+CHARGE_READYZ_TIMEOUT_S = env.float("CHARGE_READYZ_TIMEOUT_S", default=1.0)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

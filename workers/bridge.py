@@ -29,18 +29,35 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from apps.charging.messages import MalformedMessage, decode_v1
+from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1
 from apps.charging.services import (
     AUTHORIZE_TASK,
     Consumed,
     charging_request_store_invalid,
     charging_requests_store,
 )
+from apps.monitoring.exposition import multiprocess_dir
+from apps.monitoring.metrics import (
+    BRIDGE_BATCH_FAILURES,
+    BRIDGE_BATCH_SIZE,
+    BRIDGE_CONSUMER_LAG,
+    BRIDGE_MESSAGES,
+)
 
 logger = structlog.get_logger(__name__)
 
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
+# Consumer lag is read from the consumer's own fetch state at most this often.
+LAG_INTERVAL_S = 1.0
+
+
+def _header_request_id(record: ConsumerRecord) -> str | None:
+    """The request_id header the api sets on every message: readable even when the body is not."""
+    for key, value in record.headers or []:
+        if key == REQUEST_ID_HEADER and value:
+            return bytes(value).decode(errors="replace")[:64]
+    return None
 
 
 @dataclass
@@ -76,6 +93,8 @@ class Bridge:
         self._done: dict[TopicPartition, int] = {}
         self._failures = 0
         self._resume_at: float | None = None
+        self._lag_due = 0.0
+        self._lag_partitions: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -115,6 +134,8 @@ class Bridge:
             # A bridge that died is noticed within 10 s and its partitions handed to another.
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
+            # Notice new partitions (scaling out, a topic created late) within seconds, not 5 minutes.
+            metadata_max_age_ms=10_000,
         )
         self._consumer.subscribe([settings.CHARGE_TOPIC], listener=_CommitBeforeRevoke(self))
         self.dlq_producer = KafkaProducer(
@@ -135,6 +156,7 @@ class Bridge:
                 batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
                 if batch:
                     self._handle_batch(batch)
+                self._lag_observe()
         finally:
             self.commit_done()
             # close() leaves the group, so a restarted bridge gets the partitions at once.
@@ -150,11 +172,16 @@ class Bridge:
         try:
             outcome = self.process(batch)
         except Exception as exc:  # noqa: BLE001 - any failure: rewind, pause, retry the same batch
+            BRIDGE_BATCH_FAILURES.inc()
             self._rewind(batch, exc)
             return
         self._done.update(outcome.next_offsets)
         self.commit_done()
         self._failures = 0
+        BRIDGE_BATCH_SIZE.observe(sum(len(records) for records in batch.values()))
+        BRIDGE_MESSAGES.labels(outcome="stored").inc(outcome.stored)
+        BRIDGE_MESSAGES.labels(outcome="dead_lettered").inc(outcome.dead_lettered)
+        BRIDGE_MESSAGES.labels(outcome="invalid").inc(outcome.invalid)
         logger.info(
             "batch_done",
             stored=outcome.stored,
@@ -207,7 +234,7 @@ class Bridge:
         future.get(timeout=10)
         logger.warning(
             "message_dead_lettered",
-            request_id=str(error.salvage.get("request_id", "")) or None,
+            request_id=str(error.salvage.get("request_id", "")) or _header_request_id(record),
             partition=record.partition,
             offset=record.offset,
             error=error.error,
@@ -220,6 +247,10 @@ class Bridge:
                 current_app.send_task(
                     AUTHORIZE_TASK, kwargs={"request_id": str(item.message.request_id)}, producer=producer
                 )
+        # One line per request, so a grep for its request_id finds the bridge too.
+        for item in consumed:
+            with structlog.contextvars.bound_contextvars(request_id=str(item.message.request_id)):
+                logger.info("request_bridged", partition=item.partition, offset=item.offset)
 
     # -- offsets -------------------------------------------------------------------------------
 
@@ -244,6 +275,29 @@ class Bridge:
         self._consumer.pause(*batch.keys())
         self._resume_at = time.monotonic() + backoff
         logger.error("batch_failed", error=repr(exc), retry_in_s=backoff, failures=self._failures)
+
+    def _lag_observe(self) -> None:
+        """Per assigned partition: high watermark minus position, from the consumer's fetch state."""
+        now = time.monotonic()
+        if now < self._lag_due or self.consumer is None:
+            return
+        self._lag_due = now + LAG_INTERVAL_S
+        seen: set[str] = set()
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue  # nothing fetched from it yet
+            try:
+                position = self.consumer.position(tp, timeout_ms=0)
+            except KafkaError:
+                continue  # revoked in between: its new owner reports it
+            if position is not None:
+                BRIDGE_CONSUMER_LAG.labels(partition=str(tp.partition)).set(max(highwater - position, 0))
+                seen.add(str(tp.partition))
+        if not multiprocess_dir():  # (multiprocess mode cannot remove series)
+            for partition in self._lag_partitions - seen:
+                BRIDGE_CONSUMER_LAG.remove(partition)
+        self._lag_partitions = seen
 
     def _resume_if_due(self) -> None:
         if self._resume_at is not None and time.monotonic() >= self._resume_at and self.consumer is not None:

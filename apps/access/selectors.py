@@ -142,7 +142,7 @@ def _cursor_decode(kind: str, cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("not a cursor this list returned") from None
     found_kind, separator, key = raw.partition("|")
-    if found_kind != kind or not separator or not key:
+    if found_kind != kind or not separator or not key or "\x00" in key:
         raise BadCursor("not a cursor this list returned")
     return key
 
@@ -227,6 +227,15 @@ def grant_active_q(*, at: datetime) -> Q:
         Q(revoked_at=None)
         & (Q(valid_from=None) | Q(valid_from__lte=at))
         & (Q(valid_until=None) | Q(valid_until__gt=at))
+    )
+
+
+def grant_active(*, grant: Grant, at: datetime) -> bool:
+    """Does this grant count at `at`? The same rule as grant_active_q, for a grant in hand."""
+    return (
+        grant.revoked_at is None
+        and (grant.valid_from is None or grant.valid_from <= at)
+        and (grant.valid_until is None or at < grant.valid_until)
     )
 
 

@@ -21,6 +21,7 @@ from apps.callbacks.schedule import next_attempt_at
 from apps.callbacks.signing import signature_header
 from apps.callbacks.urlguard import CallbackRefused, callback_target_check
 from apps.charging.models import ChargingRequest
+from apps.monitoring.metrics import callback_attempt_observe
 
 logger = structlog.get_logger(__name__)
 
@@ -165,6 +166,7 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
         error=error or None,
         duration_ms=duration_ms,
     )
+    callback_attempt_observe(outcome=outcome.value, duration_ms=duration_ms)
     return outcome
 
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.charging.models import ChargingRequest
 
@@ -80,3 +80,11 @@ def charging_requests_slice(*, limit: int, offset: int, client_id: int | None) -
     """The original getrequestlog's page of one client's requests: newest first, by offset."""
     rows = ChargingRequest.objects.filter(client_id=client_id).order_by("-requested_at", "-request_id")
     return list(rows[offset : offset + limit])
+
+
+def charging_requests_pending_counts(*, now: datetime) -> tuple[int, int]:
+    """(pending, overdue) rows: one aggregate over the partial index of pending rows, cheap on scrape."""
+    counts = ChargingRequest.objects.filter(status=ChargingRequest.DecisionStatus.PENDING).aggregate(
+        pending=Count("pk"), overdue=Count("pk", filter=Q(deadline__lt=now))
+    )
+    return int(counts["pending"]), int(counts["overdue"])

@@ -27,6 +27,7 @@ from apps.charging.messages import ChargeRequestV1, MalformedMessage
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import request_produce
 from apps.clients.models import ApiClient
+from apps.monitoring.metrics import decision_observe
 
 logger = structlog.get_logger(__name__)
 
@@ -57,6 +58,8 @@ def charging_request_accept(
         deadline=now + timedelta(seconds=settings.CHARGE_DECISION_TIMEOUT_S),
         source=source,
     )
+    # Every later log line of this HTTP request carries it (the middleware clears it afterwards).
+    structlog.contextvars.bind_contextvars(request_id=str(message.request_id))
     request_produce(message=message)
     logger.info("request_accepted", request_id=str(message.request_id), station_id=station_id)
     return message
@@ -183,6 +186,10 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
         )
         if created:
             delivery_create(request=request)
+    if created:
+        decision_observe(
+            status=request.status, reason=request.reason, source=request.source, requested_at=now, decided_at=now
+        )
     return True
 
 
@@ -205,6 +212,13 @@ def decision_record(*, request_id: uuid.UUID | str, decision: Decision, at: date
         request_id=str(request_id),
         status=decision.status.value,
         reason=decision.reason.value,
+    )
+    decision_observe(
+        status=decision.status.value,
+        reason=decision.reason.value,
+        source=request.source,
+        requested_at=request.requested_at,
+        decided_at=at,
     )
     return True
 
@@ -297,5 +311,13 @@ def charging_request_decide_sync(
             decided_at=now,
             deadline=deadline,
         )
+        structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
         delivery_create(request=request)
+    decision_observe(
+        status=decision.status.value,
+        reason=decision.reason.value,
+        source=source,
+        requested_at=requested_at,
+        decided_at=now,
+    )
     return request, decision

@@ -14,6 +14,11 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py dev_seed
 .venv/bin/python manage.py collectstatic --noinput -v 0
+# Every gunicorn worker writes its metrics here and /metrics merges them; stale files of an earlier
+# run would be counted again, so the directory starts empty.
+export PROMETHEUS_MULTIPROC_DIR=$CHARGE_LOCAL_DIR/metrics/api
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 exec .venv/bin/gunicorn project.wsgi \
   --bind "127.0.0.1:${API_PORT:-8000}" \
   --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" \

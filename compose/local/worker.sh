@@ -8,5 +8,10 @@ cd "$(dirname "$0")/../.."
 queues=${1:-authorize,callbacks}
 pool=${2:-prefork}
 concurrency=${3:-2}
+# The pool processes write their metrics to one directory per worker instance (emptied at start);
+# the main process serves it on CHARGE_WORKER_METRICS_PORT (the Procfile gives each worker its own).
+export PROMETHEUS_MULTIPROC_DIR=${CHARGE_LOCAL_DIR:-.local}/metrics/worker-${queues%%,*}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 exec .venv/bin/celery -A workers worker -Q "$queues" -E --pool "$pool" \
   --concurrency "$concurrency" --loglevel INFO --hostname "${queues%%,*}@%h"

@@ -241,11 +241,19 @@ def test_a_token_is_created_with_its_group_type_validity_and_note(api: Api) -> N
         ({"value": TOKEN, "group": "no-such-group"}, "group"),
         ({"value": TOKEN, "valid_until": "2030-01-01T00:00:00"}, "valid_until"),  # no time zone
         ({"value": TOKEN, "valid_until": "next week"}, "valid_until"),
+        ({"value": TOKEN, "note": "lone \ud800 surrogate"}, "note"),
     ],
 )
 def test_a_bad_token_field_is_422_naming_it(api: Api, body: dict[str, Any], field: str) -> None:
     assert fields_of(api.post("/api/v1/tokens", body)) == {field}
     assert not DriverToken.objects.exists()
+
+
+def test_any_utc_offset_iso_8601_allows_is_stored_as_the_same_moment(api: Api) -> None:
+    # PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 and Python accept.
+    created = token(api, valid_until="2030-01-01T00:00:00-20:17")
+
+    assert at(created["valid_until"]) == at("2030-01-01T20:17:00Z")
 
 
 def test_creating_an_existing_token_or_group_is_409(api: Api) -> None:
@@ -574,6 +582,7 @@ def test_unknown_grants_in_the_path_are_404(api: Api) -> None:
     assert api.patch("/api/v1/grants/999999", {"note": "x"}).status_code == 404
     assert api.post("/api/v1/grants/999999/revoke").status_code == 404
     assert fields_of(api.get("/api/v1/grants/abc")) == {"grant_id"}
+    assert fields_of(api.get(f"/api/v1/grants/{2**63}")) == {"grant_id"}  # beyond bigint
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from apps.access.selectors import (
     TokenFilters,
     driver_token_get,
     driver_tokens_page,
+    grant_active,
     grant_get,
     grants_page,
     station_get,
@@ -50,6 +51,7 @@ from apps.access.services import (
 from apps.api.v1.acl_schemas import (
     DriverTokenValue,
     GrantExistsOut,
+    GrantId,
     GrantIn,
     GrantOut,
     GrantPage,
@@ -111,7 +113,11 @@ def _station_found(station_id: str) -> Station:
 
 @stations.get("", auth=READ, response={200: StationPage, 422: ValidationErrorOut})
 def station_list(request: HttpRequest, query: Query[StationQuery]) -> StationPage:
-    """Stations by id; filters `enabled` and `q` (part of the id, name or location). Paged by cursor."""
+    """Stations by id; filters `enabled` and `q` (part of the id, name or location).
+
+    Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
+    with the same filters until next_cursor is null; every row comes exactly once.
+    """
     try:
         page = stations_page(
             filters=StationFilters(enabled=query.enabled, q=query.q), limit=query.limit, cursor=query.cursor
@@ -151,7 +157,11 @@ def station_change(request: HttpRequest, station_id: StationId, body: StationPat
 
 @groups.get("", auth=READ, response={200: TokenGroupPage, 422: ValidationErrorOut})
 def token_group_list(request: HttpRequest, query: Query[TokenGroupQuery]) -> TokenGroupPage:
-    """Token groups by name; filter `q` (part of the name). Paged by cursor."""
+    """Token groups by name; filter `q` (part of the name).
+
+    Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
+    with the same filters until next_cursor is null; every row comes exactly once.
+    """
     try:
         page = token_groups_page(q=query.q, limit=query.limit, cursor=query.cursor)
     except BadCursor as exc:
@@ -207,7 +217,11 @@ def _group_named(name: str | None) -> TokenGroup | None:
 @tokens.get("", auth=READ, response={200: TokenPage, 422: ValidationErrorOut})
 def token_list(request: HttpRequest, query: Query[TokenQuery]) -> TokenPage:
     """Driver tokens by value, blocked ones included; filters `status`, `group`, `type`, `q` (part of the
-    value or note). Paged by cursor."""
+    value or note).
+
+    Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
+    with the same filters until next_cursor is null; every row comes exactly once.
+    """
     filters = TokenFilters(status=query.status, group=query.group, type=query.type, q=query.q)
     try:
         page = driver_tokens_page(filters=filters, limit=query.limit, cursor=query.cursor)
@@ -272,9 +286,7 @@ def _grant_out(grant: Grant, at: datetime) -> GrantOut:
         valid_from=grant.valid_from,
         valid_until=grant.valid_until,
         revoked_at=grant.revoked_at,
-        active=grant.revoked_at is None
-        and (grant.valid_from is None or grant.valid_from <= at)
-        and (grant.valid_until is None or at < grant.valid_until),
+        active=grant_active(grant=grant, at=at),
         note=grant.note,
         created_by=grant.created_by.get_username() if grant.created_by else None,
         created_at=grant.created_at,
@@ -291,7 +303,11 @@ def _grant_found(grant_id: int) -> Grant:
 @grants.get("", auth=READ, response={200: GrantPage, 422: ValidationErrorOut})
 def grant_list(request: HttpRequest, query: Query[GrantQuery]) -> GrantPage:
     """Grants newest first; filters `token`, `group`, `station_id`, `all_stations` and `active` (not revoked
-    and valid now). Paged by cursor."""
+    and valid now).
+
+    Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
+    with the same filters until next_cursor is null; every row comes exactly once.
+    """
     now = timezone.now()
     filters = GrantFilters(
         token=query.token,
@@ -346,7 +362,7 @@ def grant_add(request: HttpRequest, body: GrantIn) -> tuple[int, GrantOut | Gran
 
 
 @grants.get("/{grant_id}", auth=READ, response={200: GrantOut, 404: ErrorOut, 422: ValidationErrorOut})
-def grant_detail(request: HttpRequest, grant_id: int) -> GrantOut:
+def grant_detail(request: HttpRequest, grant_id: GrantId) -> GrantOut:
     """One grant, revoked or not."""
     return _grant_out(_grant_found(grant_id), timezone.now())
 
@@ -354,7 +370,7 @@ def grant_detail(request: HttpRequest, grant_id: int) -> GrantOut:
 @grants.patch(
     "/{grant_id}", auth=WRITE, response={200: GrantOut, 404: ErrorOut, 409: ErrorOut, 422: ValidationErrorOut}
 )
-def grant_change(request: HttpRequest, grant_id: int, body: GrantPatch) -> GrantOut:
+def grant_change(request: HttpRequest, grant_id: GrantId, body: GrantPatch) -> GrantOut:
     """Change valid_from, valid_until (null: unbounded) or note of a live grant; 409 if it is revoked."""
     try:
         grant = grant_update(grant=_grant_found(grant_id), **_changes(body))
@@ -368,7 +384,7 @@ def grant_change(request: HttpRequest, grant_id: int, body: GrantPatch) -> Grant
 @grants.post(
     "/{grant_id}/revoke", auth=WRITE, response={200: GrantOut, 404: ErrorOut, 422: ValidationErrorOut}
 )
-def grant_revoke_route(request: HttpRequest, grant_id: int) -> GrantOut:
+def grant_revoke_route(request: HttpRequest, grant_id: GrantId) -> GrantOut:
     """End the grant for good: it no longer counts (no_grant where it was the only one). Idempotent."""
     return _grant_out(grant_revoke(grant=_grant_found(grant_id)), timezone.now())
 

@@ -6,7 +6,7 @@ with `_left_out()`: left out is fine, an explicit null is a 422 like any value o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
@@ -14,8 +14,31 @@ from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_valida
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
 
+
+def _text_check(value: str) -> str:
+    # What PostgreSQL cannot store (NUL, lone UTF-16 surrogates) is bad input, not a database error.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # PostgreSQL refuses UTC offsets beyond ±15:59 that ISO 8601 allows; in UTC any moment is fine.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+Text = Annotated[str, AfterValidator(_text_check)]
+Moment = Annotated[AwareDatetime, AfterValidator(_utc)]  # with a time zone, stored in UTC
 StationId = Annotated[str, AfterValidator(station_id_normalize)]
 DriverTokenValue = Annotated[str, AfterValidator(driver_token_check)]
+GrantId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a bigint: larger would fail in the database
 TokenType = Literal["rfid", "app", "other"]
 TokenStatus = Literal["active", "blocked"]
 
@@ -46,7 +69,7 @@ class ValidationErrorOut(Schema):
 
 
 class PageQuery(Schema):
-    cursor: str | None = Field(None, description="next_cursor of the previous page; omit for the first")
+    cursor: Text | None = Field(None, description="next_cursor of the previous page; omit for the first")
     limit: int = Field(PAGE_LIMIT_DEFAULT, ge=1, le=PAGE_LIMIT_MAX)
 
 
@@ -55,14 +78,14 @@ class PageQuery(Schema):
 
 class StationIn(Schema):
     station_id: StationId = Field(description="a UUID (any case, hyphens optional) or 36 alphanumerics")
-    name: str = Field("", max_length=200)
-    location: str = Field("", max_length=300)
+    name: Text = Field("", max_length=200)
+    location: Text = Field("", max_length=300)
     enabled: bool = True
 
 
 class StationPatch(Schema):
-    name: str = _left_out(max_length=200)
-    location: str = _left_out(max_length=300)
+    name: Text = _left_out(max_length=200)
+    location: Text = _left_out(max_length=300)
     enabled: bool = _left_out(description="false: the station refuses every token")
 
 
@@ -82,15 +105,15 @@ class StationPage(Schema):
 
 class StationQuery(PageQuery):
     enabled: bool | None = None
-    q: str | None = Field(None, description="part of the station id, name or location, any case")
+    q: Text | None = Field(None, description="part of the station id, name or location, any case")
 
 
 # --- token groups -------------------------------------------------------------------------------
 
 
 class TokenGroupIn(Schema):
-    name: str = Field(min_length=1, max_length=100)
-    note: str = ""
+    name: Text = Field(min_length=1, max_length=100)
+    note: Text = ""
 
 
 class TokenGroupOut(Schema):
@@ -105,7 +128,7 @@ class TokenGroupPage(Schema):
 
 
 class TokenGroupQuery(PageQuery):
-    q: str | None = Field(None, description="part of the name, any case")
+    q: Text | None = Field(None, description="part of the name, any case")
 
 
 # --- driver tokens ------------------------------------------------------------------------------
@@ -114,16 +137,16 @@ class TokenGroupQuery(PageQuery):
 class TokenIn(Schema):
     value: DriverTokenValue = Field(description="20 to 80 characters of A-Z a-z 0-9 - . _ ~")
     type: TokenType = "rfid"
-    valid_until: AwareDatetime | None = Field(None, description="refused from this moment on")
-    group: str | None = Field(None, description="name of an existing token group")
-    note: str = ""
+    valid_until: Moment | None = Field(None, description="refused from this moment on")
+    group: Text | None = Field(None, description="name of an existing token group")
+    note: Text = ""
 
 
 class TokenPatch(Schema):
     type: TokenType = _left_out()
-    valid_until: AwareDatetime | None = Field(None, description="null: valid without end")
-    group: str | None = Field(None, description="name of an existing token group; null: no group")
-    note: str = _left_out()
+    valid_until: Moment | None = Field(None, description="null: valid without end")
+    group: Text | None = Field(None, description="name of an existing token group; null: no group")
+    note: Text = _left_out()
 
 
 class TokenOut(Schema):
@@ -144,9 +167,9 @@ class TokenPage(Schema):
 
 class TokenQuery(PageQuery):
     status: TokenStatus | None = None
-    group: str | None = Field(None, description="group name")
+    group: Text | None = Field(None, description="group name")
     type: TokenType | None = None
-    q: str | None = Field(None, description="part of the value or note, any case")
+    q: Text | None = Field(None, description="part of the value or note, any case")
 
 
 # --- grants -------------------------------------------------------------------------------------
@@ -163,12 +186,12 @@ class GrantIn(Schema):
     """Exactly one holder: `token` or `group`. `station_id` null: every station."""
 
     # group comes first so that the one-holder rule, checked on token, sees it.
-    group: str | None = Field(None, description="name of an existing token group")
-    token: str | None = Field(None, validate_default=True, description="value of an existing driver token")
+    group: Text | None = Field(None, description="name of an existing token group")
+    token: Text | None = Field(None, validate_default=True, description="value of an existing driver token")
     station_id: StationId | None = Field(None, description="null: every station")
-    valid_from: AwareDatetime | None = Field(None, description="valid from this moment (inclusive)")
-    valid_until: AwareDatetime | None = Field(None, description="until this moment (exclusive)")
-    note: str = ""
+    valid_from: Moment | None = Field(None, description="valid from this moment (inclusive)")
+    valid_until: Moment | None = Field(None, description="until this moment (exclusive)")
+    note: Text = ""
 
     @field_validator("token")
     @classmethod
@@ -185,9 +208,9 @@ class GrantIn(Schema):
 
 
 class GrantPatch(Schema):
-    valid_from: AwareDatetime | None = Field(None, description="null: from the beginning")
-    valid_until: AwareDatetime | None = Field(None, description="null: without end")
-    note: str = _left_out()
+    valid_from: Moment | None = Field(None, description="null: from the beginning")
+    valid_until: Moment | None = Field(None, description="null: without end")
+    note: Text = _left_out()
 
     _valid_until = field_validator("valid_until")(_window_check)
 
@@ -212,8 +235,8 @@ class GrantPage(Schema):
 
 
 class GrantQuery(PageQuery):
-    token: str | None = Field(None, description="driver token value")
-    group: str | None = Field(None, description="group name")
+    token: Text | None = Field(None, description="driver token value")
+    group: Text | None = Field(None, description="group name")
     station_id: StationId | None = Field(None, description="grants at this station (not all-stations ones)")
     all_stations: bool | None = Field(None, description="true: only all-stations grants; false: only others")
     active: bool | None = Field(None, description="true: not revoked and valid now; false: the others")

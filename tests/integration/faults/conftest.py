@@ -111,22 +111,55 @@ class Load:
         return [s for s in self.sent if s.status != 202]
 
 
+class Supervisor:
+    """Restarts a stack process that died, as a supervisor in production would (compose's restart policy).
+
+    The tests kill processes with -9 and let this bring them back; processes that exit on their own
+    (a Celery worker giving up on a broker connection, say) come back the same way, and the report
+    lists every restart.
+    """
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self.processes: dict[str, tuple[ManagedProcess, Callable[[], ManagedProcess]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def add(self, name: str, process: ManagedProcess, start: Callable[[], ManagedProcess]) -> None:
+        self.processes[name] = (process, start)
+
+    def current(self, name: str) -> ManagedProcess:
+        return self.processes[name][0]
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            for name, (process, start) in list(self.processes.items()):
+                if not process.alive():
+                    died_at = time.monotonic()
+                    self.processes[name] = (start(), start)
+                    self.report.setdefault("restarted", []).append(
+                        {"process": name, "back_after_s": round(time.monotonic() - died_at, 1)}
+                    )
+
+    def start(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+
 @dataclass
 class FaultStack:
     pipeline: Pipeline
     api: ManagedProcess
     api_url: str
-    bridge: ManagedProcess
-    authorize_worker: ManagedProcess
-    callbacks_worker: ManagedProcess
+    supervisor: Supervisor
     report: dict[str, Any]
 
     def load(self, *, callback_base: str | None = None) -> Load:
         return Load(self.api_url, self.pipeline.api_key, callback_base or self.pipeline.receiver.url(""))
-
-    def restart(self, process: ManagedProcess, ready: Callable[[], None]) -> None:
-        process.start()
-        ready()
 
 
 @pytest.fixture
@@ -145,13 +178,25 @@ def fault_stack(pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[
     pipeline.processes.append(api.start())
     api_url = f"http://127.0.0.1:{port}/api"
     wait_until(lambda: httpx.get(f"{api_url}/healthz", timeout=1).status_code == 200, timeout=60, what="api")
-    bridge = pipeline.start_bridge()
-    authorize = pipeline.start_worker(queues="authorize", concurrency=2)
-    callbacks = pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
-    pipeline.start_beat()
     report: dict[str, Any] = {"test": request.node.name, "requests": FAULT_REQUESTS, "rate": FAULT_RATE}
-    yield FaultStack(pipeline, api, api_url, bridge, authorize, callbacks, report)
-    _report_write(report)
+    supervisor = Supervisor(report)
+    supervisor.add("bridge", pipeline.start_bridge(), pipeline.start_bridge)
+
+    def authorize() -> ManagedProcess:
+        return pipeline.start_worker(queues="authorize", concurrency=2)
+
+    def callbacks() -> ManagedProcess:
+        return pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
+
+    supervisor.add("authorize worker", authorize(), authorize)
+    supervisor.add("callbacks worker", callbacks(), callbacks)
+    supervisor.add("beat", pipeline.start_beat(), pipeline.start_beat)
+    supervisor.start()
+    try:
+        yield FaultStack(pipeline, api, api_url, supervisor, report)
+    finally:
+        supervisor.stop()
+        _report_write(report)
 
 
 def _report_write(report: dict[str, Any]) -> None:

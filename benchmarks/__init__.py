@@ -1,0 +1,1 @@
+"""Benchmarks of the Charge Service: `make bench` (compose/local/bench.sh) runs benchmarks.run."""

@@ -12,7 +12,6 @@ import contextlib
 import os
 import threading
 import time
-import time
 
 import structlog
 from django.conf import settings

@@ -18,7 +18,7 @@ _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def duration_parse(text: str) -> timedelta:
-    """"90d", "12w", "36h", "30m", "45s" -> timedelta. ValueError for anything else."""
+    """ "90d", "12w", "36h", "30m", "45s" -> timedelta. ValueError for anything else."""
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration like 90d, 12w, 36h, 30m or 45s")
@@ -57,7 +57,9 @@ def decisions_prune(*, before: datetime, batch_size: int = 1000) -> Iterator[Pru
     while True:
         with transaction.atomic():
             ids = list(
-                _old_decisions(before).order_by("requested_at").values_list("request_id", flat=True)[:batch_size]
+                _old_decisions(before)
+                .order_by("requested_at")
+                .values_list("request_id", flat=True)[:batch_size]
             )
             if not ids:
                 return

@@ -188,7 +188,11 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
             delivery_create(request=request)
     if created:
         decision_observe(
-            status=request.status, reason=request.reason, source=request.source, requested_at=now, decided_at=now
+            status=request.status,
+            reason=request.reason,
+            source=request.source,
+            requested_at=now,
+            decided_at=now,
         )
     return True
 

@@ -109,10 +109,14 @@ SCRAPE_GAUGES = {
 }
 
 
-def decision_observe(*, status: str, reason: str, source: str, requested_at: datetime, decided_at: datetime) -> None:
+def decision_observe(
+    *, status: str, reason: str, source: str, requested_at: datetime, decided_at: datetime
+) -> None:
     """Count one recorded decision and how long after the request it came."""
     DECISIONS.labels(status=status, reason=reason, source=source).inc()
-    DECISION_LATENCY_SECONDS.labels(source=source).observe(max((decided_at - requested_at).total_seconds(), 0))
+    DECISION_LATENCY_SECONDS.labels(source=source).observe(
+        max((decided_at - requested_at).total_seconds(), 0)
+    )
 
 
 def callback_attempt_observe(*, outcome: str, duration_ms: int) -> None:

@@ -76,7 +76,9 @@ CHECKS: dict[str, Callable[[float], None]] = {
 }
 
 
-def _run(name: str, check: Callable[[float], None], timeout_s: float, results: dict[str, CheckResult]) -> None:
+def _run(
+    name: str, check: Callable[[float], None], timeout_s: float, results: dict[str, CheckResult]
+) -> None:
     started = time.perf_counter()
     try:
         check(timeout_s)

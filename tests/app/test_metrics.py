@@ -73,7 +73,7 @@ def test_pending_and_overdue_rows_are_counted_on_scrape(
     client: Client, log_row: LogRow, services: dict[str, str]
 ) -> None:
     now = timezone.now()
-    pending = dict(status=ChargingRequest.DecisionStatus.PENDING, reason="", decided_at=None)
+    pending = {"status": ChargingRequest.DecisionStatus.PENDING, "reason": "", "decided_at": None}
     ChargingRequest.objects.bulk_create(
         [
             log_row(client=None, **pending, requested_at=now, deadline=now + timedelta(seconds=10)),

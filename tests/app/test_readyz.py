@@ -1,4 +1,4 @@
-"""GET /api/readyz on the real database, Redis and Kafka: 200 when all answer, 503 naming the one that did not."""
+"""GET /api/readyz on the real database, Redis and Kafka: 200 when all answer, else 503 naming the failure."""
 
 from __future__ import annotations
 

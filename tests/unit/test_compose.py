@@ -50,7 +50,7 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable project/settings.py reads (env.str("NAME", ...), env.db_url("NAME"), ...)."""
+    """Every environment variable project/settings.py reads: env.str("NAME", ...), env.db_url("NAME"), ..."""
     source = (REPO / "project" / "settings.py").read_text()
     return set(re.findall(r"""(?:env|Env\(\))\.\w+\(\s*["']([A-Z][A-Z0-9_]*)["']""", source))
 
@@ -150,7 +150,8 @@ def test_every_long_running_service_has_a_health_check_and_restarts(
         service = services[name]
         assert service.get("restart") in {"unless-stopped", "always"}, name
         test = service.get("healthcheck", {}).get("test")
-        assert test and test[0] in {"CMD", "CMD-SHELL"}, name
+        assert test, name
+        assert test[0] in {"CMD", "CMD-SHELL"}, name
         assert service["healthcheck"].get("interval"), name
     assert services["init"]["restart"] == "no"
 

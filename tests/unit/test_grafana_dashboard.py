@@ -31,7 +31,7 @@ def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names an expression selects: identifiers followed by a selector or range, minus functions."""
+    """The metric names an expression selects: names before a selector or a range, and charge_* names."""
     without_strings = re.sub(r'"[^"]*"', '""', expr)
     without_labels = re.sub(r"\{[^}]*\}", "{}", without_strings)
     without_groupings = re.sub(r"\b(by|without)\s*\([^)]*\)", "by ()", without_labels)
@@ -43,7 +43,8 @@ def metric_names(expr: str) -> set[str]:
 
 
 def test_the_dashboard_model_is_complete(dashboard: dict[str, Any]) -> None:
-    assert dashboard["title"] and dashboard["uid"]
+    assert dashboard["title"]
+    assert dashboard["uid"]
     assert isinstance(dashboard["schemaVersion"], int)
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from django.http import HttpRequest
@@ -152,6 +152,14 @@ class LogFilters(Schema):
     def _station_id(cls, value: str | None) -> str | None:
         # Match what was stored: any UUID spelling finds the same station.
         return station_id_normalize(value) if value is not None else None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows; naive means UTC.
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get(

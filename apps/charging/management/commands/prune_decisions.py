@@ -21,7 +21,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size", type=int, default=1000, help="decisions deleted per transaction (default 1000)"
         )
-        parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="count what would be deleted, delete nothing"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

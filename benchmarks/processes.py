@@ -1,0 +1,274 @@
+"""The benchmark's own processes, and what every process group of the stack costs.
+
+Each process is started in its own session, so it leads its own process group: stopping it is one
+signal to that group (never a kill by name), and its resident memory and CPU time are the sums over
+the group (gunicorn master + workers, a Celery main process + its pool, a postmaster + backends).
+Services started by scripts (Kafka, Redis, PostgreSQL) are found by the port they listen on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `check` until it is true; TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except ProcessExited:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure means "not yet"
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last!r})")
+
+
+class ProcessExited(RuntimeError):
+    """A process we were waiting for died."""
+
+
+@dataclass
+class Process:
+    """A child in its own session; stop() signals its whole group, then SIGKILLs what is left."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str]
+    stop_timeout: float = 20.0
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure_running(self) -> None:
+        if not self.alive():
+            raise ProcessExited(f"{self.name} exited early; log tail:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        # A pool child that outlived its parent must not outlive the benchmark.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+# --- /proc ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    pgrp: int
+    cpu_ticks: int  # utime + stime
+    rss_bytes: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name may contain spaces and parentheses: the fields start after the last ')'.
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return ProcStat(
+        pid=pid, pgrp=int(rest[2]), cpu_ticks=int(rest[11]) + int(rest[12]), rss_bytes=int(rest[21]) * PAGE_SIZE
+    )
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages split among the processes sharing them (sums correctly)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on TCP `port` (via the socket inode in /proc/net/tcp*)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return None
+    for pid in all_pids():
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return pid
+    return None
+
+
+def group_of(pid: int) -> int | None:
+    stat = proc_stat(pid)
+    return stat.pgrp if stat else None
+
+
+class GroupSampler:
+    """Samples resident memory and CPU time of named process groups once per `interval_s` in a thread.
+
+    CPU time of a group is the sum over every process ever seen in it (its last reading), so a pool
+    process that exits mid-run still counts what it used while we watched.
+    """
+
+    def __init__(
+        self, groups: dict[str, int], *, harness: dict[str, int] | None = None, interval_s: float = 1.0
+    ) -> None:
+        self.groups = dict(groups)  # name -> process group id
+        # The benchmark's own processes (name -> pid), watched alone and left out of the stack's total.
+        self.harness = dict(harness or {})
+        self.interval_s = interval_s
+        self._ticks: dict[str, dict[int, int]] = {name: {} for name in [*groups, *self.harness]}
+        self.rss_series: list[tuple[float, dict[str, int]]] = []
+        self._members: dict[str, list[int]] = {}
+        self._members_at = 0.0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="group-sampler", daemon=True)
+
+    def start(self) -> GroupSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def _refresh_members(self) -> None:
+        by_group: dict[int, list[int]] = {}
+        for pid in all_pids():
+            stat = proc_stat(pid)
+            if stat is not None:
+                by_group.setdefault(stat.pgrp, []).append(pid)
+        self._members = {name: by_group.get(pgid, []) for name, pgid in self.groups.items()}
+        self._members_at = time.monotonic()
+
+    def sample(self) -> dict[str, int]:
+        """One reading; returns the resident memory of each group."""
+        with self._lock:
+            if time.monotonic() - self._members_at > 3.0:
+                self._refresh_members()
+            rss: dict[str, int] = {}
+            for name, pgid in self.groups.items():
+                total = 0
+                for pid in self._members.get(name, []):
+                    stat = proc_stat(pid)
+                    if stat is None or stat.pgrp != pgid:
+                        continue
+                    total += stat.rss_bytes
+                    self._ticks[name][pid] = stat.cpu_ticks
+                rss[name] = total
+            for name, pid in self.harness.items():
+                stat = proc_stat(pid)
+                if stat is not None:
+                    rss[name] = stat.rss_bytes
+                    self._ticks[name][pid] = stat.cpu_ticks
+            self.rss_series.append((time.monotonic(), rss))
+            return rss
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each group, as last sampled."""
+        self.sample()
+        with self._lock:
+            return {name: sum(ticks.values()) / CLOCK_TICKS for name, ticks in self._ticks.items()}
+
+    def pss(self) -> dict[str, int]:
+        with self._lock:
+            self._refresh_members()
+            return {
+                name: sum(pss_bytes(pid) for pid in self._members.get(name, [])) for name in self.groups
+            }
+
+    def rss_between(self, start: float, end: float) -> dict[str, dict[str, int]]:
+        """Peak and mean resident memory per group (and the stack total) between two monotonic times."""
+        with self._lock:
+            window = [rss for at, rss in self.rss_series if start <= at <= end]
+        if not window:
+            return {}
+        names = list(window[0])
+        totals = [sum(rss.get(name, 0) for name in self.groups) for rss in window]
+        out = {
+            name: {
+                "peak_bytes": max(rss.get(name, 0) for rss in window),
+                "mean_bytes": int(sum(rss.get(name, 0) for rss in window) / len(window)),
+            }
+            for name in names
+        }
+        out["stack_total"] = {"peak_bytes": max(totals), "mean_bytes": int(sum(totals) / len(totals))}
+        return out

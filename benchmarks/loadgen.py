@@ -81,11 +81,12 @@ class Connection:
         """Write one prepared request, read its answer: (status, body, keep_alive)."""
         if self.reader is None or self.writer is None:
             await self.open()
-        assert self.reader is not None
-        assert self.writer is not None
+        reader, writer = self.reader, self.writer
+        if reader is None or writer is None:
+            raise HttpError("not connected")
         self.used += 1
-        self.writer.write(payload)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        writer.write(payload)
+        head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1."):
             raise HttpError(f"not an HTTP answer: {head[:40]!r}")
         status = int(head[9:12])
@@ -102,23 +103,23 @@ class Connection:
             elif lowered == b"connection":
                 keep_alive = b"close" not in value.lower()
         if chunked:
-            body = await self._read_chunked()
+            body = await self._read_chunked(reader)
         else:
             if length > MAX_BODY:
                 raise HttpError(f"answer of {length} bytes")
-            body = await self.reader.readexactly(length) if length else b""
+            body = await reader.readexactly(length) if length else b""
         return status, body, keep_alive
 
-    async def _read_chunked(self) -> bytes:
-        assert self.reader is not None
+    @staticmethod
+    async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         parts: list[bytes] = []
         while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
-                await self.reader.readuntil(b"\r\n")
+                await reader.readuntil(b"\r\n")
                 return b"".join(parts)
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readexactly(2)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
 
 
 class HttpClient:
@@ -226,11 +227,11 @@ class LoadState:
 
 
 async def _one(
-    client: HttpClient, payload: bytes, index: int, due: float, state: LoadState, ok_status: Sequence[int]
+    client: HttpClient, payload: bytes, *, index: int, due: float, state: LoadState, ok_status: Sequence[int]
 ) -> None:
     try:
         status, body, sent = await client.send(payload)
-    except (HttpError, OSError, TimeoutError, asyncio.TimeoutError, ValueError):
+    except (HttpError, OSError, TimeoutError, ValueError):
         status, body, sent = 0, b"", due
     sample = Sample(index=index, due=due, sent=sent, done=time.monotonic(), status=status, body=body)
     state.samples.append(sample)
@@ -284,7 +285,9 @@ async def open_loop(
                     state.dropped += 1
                     state.done += 1
                 else:
-                    task = asyncio.create_task(_one(client, payload, index, due, state, ok_status))
+                    task = asyncio.create_task(
+                        _one(client, payload, index=index, due=due, state=state, ok_status=ok_status)
+                    )
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 index += 1
@@ -325,7 +328,14 @@ async def closed_loop(
                 return
             state.offered += 1
             now = time.monotonic()
-            await _one(client, payloads[index % len(payloads)], index, now, state, ok_status)
+            await _one(
+                client,
+                payloads[index % len(payloads)],
+                index=index,
+                due=now,
+                state=state,
+                ok_status=ok_status,
+            )
 
     try:
         await asyncio.gather(*(caller() for _ in range(concurrency)))

@@ -78,7 +78,8 @@ class Process:
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was not started")
         return self.proc.pid
 
     def alive(self) -> bool:
@@ -130,12 +131,15 @@ def proc_stat(pid: int) -> ProcStat | None:
     # The command name may contain spaces and parentheses: the fields start after the last ')'.
     rest = raw[raw.rindex(")") + 2 :].split()
     return ProcStat(
-        pid=pid, pgrp=int(rest[2]), cpu_ticks=int(rest[11]) + int(rest[12]), rss_bytes=int(rest[21]) * PAGE_SIZE
+        pid=pid,
+        pgrp=int(rest[2]),
+        cpu_ticks=int(rest[11]) + int(rest[12]),
+        rss_bytes=int(rest[21]) * PAGE_SIZE,
     )
 
 
 def all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
 def pss_bytes(pid: int) -> int:
@@ -163,9 +167,9 @@ def listener_pid(port: int) -> int | None:
         return None
     for pid in all_pids():
         with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
                 with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    if str(fd.readlink()) in inodes:
                         return pid
     return None
 
@@ -251,9 +255,7 @@ class GroupSampler:
     def pss(self) -> dict[str, int]:
         with self._lock:
             self._refresh_members()
-            return {
-                name: sum(pss_bytes(pid) for pid in self._members.get(name, [])) for name in self.groups
-            }
+            return {name: sum(pss_bytes(pid) for pid in self._members.get(name, [])) for name in self.groups}
 
     def rss_between(self, start: float, end: float) -> dict[str, dict[str, int]]:
         """Peak and mean resident memory per group (and the stack total) between two monotonic times."""

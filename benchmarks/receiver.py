@@ -5,7 +5,7 @@ and checks each X-Charge-Signature against the client's secret. Arrival times ar
 (CLOCK_MONOTONIC, one clock for every process on the machine), so the load generator can subtract
 its own 202 times from them.
 
-    python -m benchmarks.receiver --port 0 --secret S --ready-file /tmp/r.port
+    BENCH_RECEIVER_SECRET=S python -m benchmarks.receiver --port 0 --ready-file /tmp/r.port
 
 Control (GET, same port): /_stats → counters; /_arrivals?from=N → the arrivals from the Nth on, as
 [[request_id, t], ...] in arrival order, plus the counters.
@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -78,8 +79,8 @@ class CallbackProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        if isinstance(transport, asyncio.Transport):
+            self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -106,28 +107,31 @@ class CallbackProtocol(asyncio.Protocol):
                 self._control(target)
             else:
                 self.record.callback(
-                    headers.get("x-charge-request-id"), headers.get("x-charge-signature"), body, time.monotonic()
+                    headers.get("x-charge-request-id"),
+                    headers.get("x-charge-signature"),
+                    body,
+                    time.monotonic(),
                 )
                 self.transport.write(OK)
 
     def _control(self, target: str) -> None:
-        assert self.transport is not None
+        if self.transport is None:
+            return
         path, _, query = target.partition("?")
+        payload: dict[str, object]
         if path == "/_arrivals":
             start = int(query.partition("from=")[2] or 0) if "from=" in query else 0
             payload = {**self.record.stats(), "arrivals": self.record.arrivals[start:]}
             status = "200 OK"
         elif path == "/_stats":
-            payload = self.record.stats()
+            payload = {**self.record.stats()}
             status = "200 OK"
         else:
             payload = {"error": "not found"}
             status = "404 Not Found"
         data = json.dumps(payload, separators=(",", ":")).encode()
-        self.transport.write(
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
-            + data
-        )
+        head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        self.transport.write(head.encode() + data)
 
 
 async def serve(*, host: str, port: int, secret: str, ready_file: Path | None) -> None:
@@ -149,10 +153,16 @@ async def serve(*, host: str, port: int, secret: str, ready_file: Path | None) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--secret", default="", help="the client's callback secret (empty: do not check)")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("BENCH_RECEIVER_SECRET", ""),
+        help="the client's callback secret (default $BENCH_RECEIVER_SECRET; empty: do not check)",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the bound port here once listening")
     args = parser.parse_args()
     if args.host not in {"127.0.0.1", "::1", "localhost"}:

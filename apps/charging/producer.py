@@ -65,10 +65,22 @@ def producer_get() -> KafkaProducer:
     if _producer is not None and _producer_pid == pid:
         return _producer
     with _lock:
+        # Threads that queued on the lock behind a failed creation must not each try again.
+        if time.monotonic() < _broker_down_until:
+            raise ProduceFailed("the broker did not answer a moment ago; not trying again yet")
         if _producer is None or _producer_pid != pid:
-            _producer = _producer_create()
+            try:
+                _producer = _producer_create()
+            except KafkaError:
+                _broker_down_mark()  # before the lock is released to the threads waiting on it
+                raise
             _producer_pid = pid
         return _producer
+
+
+def _broker_down_mark() -> None:
+    global _broker_down_until  # noqa: PLW0603
+    _broker_down_until = time.monotonic() + _BROKER_DOWN_WINDOW_S
 
 
 def producer_reset() -> None:
@@ -96,7 +108,7 @@ def request_produce(*, message: ChargeRequestV1) -> tuple[int, int]:
     except KafkaError as exc:
         KAFKA_PRODUCE_FAILURES.labels(error=type(exc).__name__).inc()
         logger.warning("produce_failed", request_id=str(message.request_id), error=repr(exc))
-        _broker_down_until = time.monotonic() + _BROKER_DOWN_WINDOW_S
+        _broker_down_mark()
         producer_reset()
         raise ProduceFailed(str(exc)) from exc
     KAFKA_PRODUCE_SECONDS.observe(time.perf_counter() - started)

@@ -1,6 +1,6 @@
 """A whole stack under steady load for the fault tests: gunicorn api, bridge, workers, beat, receivers.
 
-Each test sends about FAULT_REQUESTS requests (600 by default in `make test`, 2,000 for the full run)
+Each test sends about FAULT_REQUESTS requests (400 by default in `make test`, 2,000 for the full run)
 at FAULT_RATE requests/s (100) to the api over HTTP, breaks one part of the stack while they flow,
 and then counts: every accepted request has exactly one decision and at least one delivery attempt.
 """
@@ -23,10 +23,11 @@ import httpx
 import pytest
 
 from apps.access.services import acl_insert
+from apps.charging.topics import topics_ensure
 from tests.integration.conftest import Pipeline
-from tests.stack import ManagedProcess, free_port, wait_until
+from tests.stack import ManagedProcess, Service, free_port, start_kafka, wait_until
 
-FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "600"))
+FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "400"))
 FAULT_RATE = float(os.environ.get("FAULT_RATE", "100"))
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "FAULT-TOKEN-0123456789"
@@ -157,13 +158,23 @@ class FaultStack:
     api_url: str
     supervisor: Supervisor
     report: dict[str, Any]
+    own_broker: Service | None = None
 
     def load(self, *, callback_base: str | None = None) -> Load:
         return Load(self.api_url, self.pipeline.api_key, callback_base or self.pipeline.receiver.url(""))
 
 
 @pytest.fixture
-def fault_stack(pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[FaultStack]:
+def fault_stack(
+    pipeline: Pipeline, request: pytest.FixtureRequest, settings: Any, tmp_path: Path
+) -> Iterator[FaultStack]:
+    own_broker: Service | None = None
+    if request.node.get_closest_marker("own_kafka"):
+        # This test restarts the broker: a broker of its own keeps the session's one undisturbed.
+        own_broker = start_kafka(tmp_path)
+        settings.KAFKA_BOOTSTRAP_SERVERS = [own_broker.url]
+        pipeline.env["KAFKA_BOOTSTRAP_SERVERS"] = own_broker.url
+        topics_ensure(wait_s=30)
     acl_insert(station_id=STATION, driver_token=TOKEN)
     pipeline.api_client.rate_limit_per_s = 10_000
     pipeline.api_client.save()
@@ -180,7 +191,6 @@ def fault_stack(pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[
     wait_until(lambda: httpx.get(f"{api_url}/healthz", timeout=1).status_code == 200, timeout=60, what="api")
     report: dict[str, Any] = {"test": request.node.name, "requests": FAULT_REQUESTS, "rate": FAULT_RATE}
     supervisor = Supervisor(report)
-    supervisor.add("bridge", pipeline.start_bridge(), pipeline.start_bridge)
 
     def authorize() -> ManagedProcess:
         return pipeline.start_worker(queues="authorize", concurrency=2)
@@ -188,15 +198,26 @@ def fault_stack(pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[
     def callbacks() -> ManagedProcess:
         return pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
 
-    supervisor.add("authorize worker", authorize(), authorize)
-    supervisor.add("callbacks worker", callbacks(), callbacks)
-    supervisor.add("beat", pipeline.start_beat(), pipeline.start_beat)
+    starters = {
+        "bridge": pipeline.start_bridge,
+        "authorize worker": authorize,
+        "callbacks worker": callbacks,
+        "beat": pipeline.start_beat,
+    }
+    # Start them side by side: each waits for its own readiness.
+    with ThreadPoolExecutor(max_workers=len(starters)) as pool:
+        started = {name: pool.submit(start) for name, start in starters.items()}
+    for name, future in started.items():
+        supervisor.add(name, future.result(), starters[name])
     supervisor.start()
     try:
-        yield FaultStack(pipeline, api, api_url, supervisor, report)
+        yield FaultStack(pipeline, api, api_url, supervisor, report, own_broker)
     finally:
         supervisor.stop()
         _report_write(report)
+        if own_broker is not None:
+            pipeline.stop_all()
+            own_broker.process.stop()
 
 
 def _report_write(report: dict[str, Any]) -> None:

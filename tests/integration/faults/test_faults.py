@@ -15,6 +15,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from django.db import connection
 
 from apps.callbacks.models import CallbackDelivery
@@ -150,8 +151,10 @@ def test_redis_restarted(fault_stack: FaultStack, redis_endpoint: Endpoint) -> N
     _settle(fault_stack, load)
 
 
-def test_kafka_restarted(fault_stack: FaultStack, kafka_endpoint: Endpoint) -> None:
-    kafka = kafka_endpoint.owned()
+@pytest.mark.own_kafka
+def test_kafka_restarted(fault_stack: FaultStack) -> None:
+    kafka = fault_stack.own_broker
+    assert kafka is not None
     load = fault_stack.load().start()
     load.wait_until_sent(0.3)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -96,7 +97,7 @@ def test_the_key_never_appears_in_an_error_answer(client: Client, caller: Caller
 
 
 @pytest.mark.django_db
-def test_admin_logins_are_locked_out_after_repeated_failures(client: Client, django_user_model: type) -> None:
+def test_admin_logins_are_locked_out_after_repeated_failures(client: Client, django_user_model: Any) -> None:
     django_user_model.objects.create_superuser("ops", "ops@example.test", "right-password-123")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post("/admin/login/?next=/admin/", {"username": "ops", "password": "wrong"})
@@ -117,7 +118,7 @@ def test_cookies_are_secure_and_headers_hardened_when_debug_is_off() -> None:
 
 
 @pytest.mark.django_db
-def test_the_admin_login_form_keeps_its_csrf_protection(django_user_model: type) -> None:
+def test_the_admin_login_form_keeps_its_csrf_protection(django_user_model: Any) -> None:
     django_user_model.objects.create_superuser("ops", "ops@example.test", "right-password-123")
     strict = Client(enforce_csrf_checks=True)
 

@@ -6,7 +6,6 @@ examples per operation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +19,13 @@ from project.wsgi import application
 
 
 @pytest.fixture
-def fuzz_headers(services: dict[str, str], transactional_db: None) -> Iterator[dict[str, str]]:
+def fuzz_headers(services: dict[str, str], transactional_db: None) -> dict[str, str]:
     topics_ensure(wait_s=30)
     client = api_client_get_or_create(name="fuzzer")
     client.rate_limit_per_s = 100_000  # the fuzzer is not what rate limits are for
     client.save()
     _, key = api_key_create(client=client, scopes=ALL_SCOPES)
-    yield {"Authorization": f"Bearer {key}"}
+    return {"Authorization": f"Bearer {key}"}
 
 
 # Loading the document needs no database or broker: it is read from the app at collection time.

@@ -1,0 +1,69 @@
+"""`make bench` at its tiny size, so `make test` keeps the benchmark harness working.
+
+It runs benchmarks/run.py, the entry point compose/local/bench.sh calls once it has started Kafka,
+Redis and PostgreSQL, against this session's fixture services instead: a second Kafka would add
+its start-up to every `make test`, and bench.sh around the entry point only starts and stops those
+three with the same scripts the fixtures use. The api, bridge, workers, beat, Flower and the callback
+receiver are started by the entry point itself, exactly as in `make bench`.
+
+Speed is never asserted here (DESIGN: benchmarks, never timed tests): the report's shape is, and the
+harness's own checks that every accepted request was decided once and called back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.stack import REPO
+
+PHASES = ("burst", "accept", "ladder", "sync", "resources")
+STACK_GROUPS = {"api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
+
+
+@pytest.mark.timeout(330)
+def test_tiny_bench_reports_every_section_and_loses_nothing(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in stack_env.items() if not k.startswith("BENCH_")}
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "tiny", "--out", str(out)]
+    # Its own Redis database: the Celery queues of other tests' workers stay apart.
+    argv += ["--work", str(tmp_path / "work"), "--redis-db", "9"]
+    run = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    output = run.stdout[-6000:] + run.stderr[-4000:]
+    assert run.returncode == 0, output
+
+    reports = list(out.glob("*-tiny.json"))
+    assert len(reports) == 1, output
+    document = json.loads(reports[0].read_text())
+    assert (out / document["plot"]).stat().st_size > 0
+    for key in ("machine", "commit", "versions", "settings", "targets", "command"):
+        assert document[key], key
+    assert document["machine"]["nproc"] == os.cpu_count()
+    assert document["interrupted"] is None
+    phases = document["phases"]
+    assert set(PHASES) <= phases.keys()
+
+    # The harness's own checks: one decision, one delivered callback delivery and one callback at
+    # the receiver for every accepted request; every synchronous answer logged once.
+    assert document["consistency_passed"] is True, output
+    for name in ("burst", "accept", "sync"):
+        assert phases[name]["consistency"]["passed"], (name, phases[name]["consistency"])
+    assert phases["burst"]["accepted"] == phases["burst"]["requests"] == 200
+    assert phases["ladder"]["steps"], "no ladder step ran"
+    for step in phases["ladder"]["steps"]:
+        assert step["consistency"]["passed"], step["consistency"]
+        assert step["end_to_end_latency"]["count"] == step["accepted"]
+
+    # Every figure carries the command that produced it; memory and CPU cover every process group.
+    assert all(row["command"] for row in document["targets"]), document["targets"]
+    resources = phases["resources"]
+    assert resources["process_groups"].keys() >= STACK_GROUPS
+    assert resources["stack_peak_rss_bytes"] > 0
+    assert resources["cpu_reference_step"]["stack_cpu_s_per_1000_decisions"] > 0

@@ -76,7 +76,8 @@ class Scale:
     sync_s: float
     sync_concurrency: int
     open_loop_connections: int
-    drain_timeout_s: float
+    # Draining after a phase gives up when no callback arrived for this long (or the run's time is up).
+    drain_stall_s: float
     warmup_requests: int
     # A ladder step keeps up when its callbacks come at >= 95 % of the offered rate, nothing is
     # `unknown`, nothing failed, and end-to-end p99 stays under this.
@@ -101,17 +102,18 @@ SCALES = {
         sync_s=2,
         sync_concurrency=8,
         open_loop_connections=32,
-        drain_timeout_s=45,
+        drain_stall_s=30,
         warmup_requests=10,
         e2e_p99_limit_ms=2000,
-        max_run_s=200,
+        max_run_s=380,
         stations=20,
         tokens=100,
     ),
     "full": Scale(
         name="full",
         burst_requests=20_000,
-        burst_min_s=0,
+        # DESIGN: ">= 800 requests/s over 60 s": the burst goes on until both are reached.
+        burst_min_s=60,
         burst_concurrency=64,
         accept_rate=400,
         accept_s=30,
@@ -122,7 +124,7 @@ SCALES = {
         sync_s=30,
         sync_concurrency=32,
         open_loop_connections=256,
-        drain_timeout_s=300,
+        drain_stall_s=90,
         warmup_requests=200,
         e2e_p99_limit_ms=1000,
         max_run_s=3600,
@@ -143,7 +145,7 @@ ENV_KNOBS = {
     "BENCH_SYNC_S": ("sync_s", float),
     "BENCH_SYNC_CONCURRENCY": ("sync_concurrency", int),
     "BENCH_CONNECTIONS": ("open_loop_connections", int),
-    "BENCH_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
+    "BENCH_DRAIN_STALL_S": ("drain_stall_s", float),
     "BENCH_E2E_P99_LIMIT_MS": ("e2e_p99_limit_ms", float),
     "BENCH_MAX_S": ("max_run_s", float),
 }
@@ -590,16 +592,21 @@ def _db_check(request_ids: Sequence[str], *, expect_delivery: bool) -> dict[str,
 def _drain_and_check(
     ctx: PhaseContext, label: str, accepted: dict[str, loadgen.Sample], *, sent_end: float
 ) -> dict[str, Any]:
-    """Wait until every accepted request's callback arrived (or the drain timeout), then check the DB."""
+    """Wait until every accepted request's callback arrived, then check the database.
+
+    Waiting stops early when no callback arrived for drain_stall_s, or the run's time is nearly up.
+    """
     wanted = set(accepted)
     started = time.monotonic()
-    timeout = min(ctx.scale.drain_timeout_s, max(ctx.time_left() - 30, 5))
     last_say = 0.0
+    last_progress, last_missing = started, len(wanted)
     while True:
         ctx.arrivals.refresh()
         missing = len(wanted - ctx.arrivals.first.keys())
         now = time.monotonic()
-        if missing == 0 or now - started > timeout:
+        if missing < last_missing:
+            last_progress, last_missing = now, missing
+        if missing == 0 or now - last_progress > ctx.scale.drain_stall_s or ctx.time_left() < 20:
             break
         if now - last_say >= 2:
             _say(f"{ctx.elapsed()} {label}: draining, {len(wanted) - missing}/{len(wanted)} callbacks in")
@@ -1117,7 +1124,8 @@ def _bring_up(stack: Stack, scale: Scale, *, flower: bool) -> list[tuple[str, st
     pairs = _seed(stack, scale)
     _start_receiver(stack)
     _start_stack(stack, flower=flower)
-    _wait_ready(stack, timeout=120 if scale.name == "full" else 90)
+    # Generous: on a busy 2-core machine each manage.py in api.sh alone can take 20 s.
+    _wait_ready(stack, timeout=240)
     return pairs
 
 

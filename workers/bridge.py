@@ -48,6 +48,7 @@ logger = structlog.get_logger(__name__)
 
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
+TOPIC_WAIT_S = 60.0
 # Consumer lag is read from the consumer's own fetch state at most this often.
 LAG_INTERVAL_S = 1.0
 
@@ -137,6 +138,7 @@ class Bridge:
             # Notice new partitions (scaling out, a topic created late) within seconds, not 5 minutes.
             metadata_max_age_ms=10_000,
         )
+        self._topic_wait(settings.CHARGE_TOPIC, timeout_s=TOPIC_WAIT_S)
         self._consumer.subscribe([settings.CHARGE_TOPIC], listener=_CommitBeforeRevoke(self))
         self.dlq_producer = KafkaProducer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
@@ -145,6 +147,18 @@ class Bridge:
             enable_idempotence=True,
         )
         logger.info("bridge_connected", topic=settings.CHARGE_TOPIC, group=settings.CHARGE_BRIDGE_GROUP)
+
+    def _topic_wait(self, topic: str, *, timeout_s: float) -> None:
+        """Subscribe only once the topic's partitions are in our metadata.
+
+        A group joined before then is handed no partitions, and may not ask again for a long time.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not self._consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic!r} has no partitions; run `manage.py ensure_topics`")
+            logger.info("topic_waiting", topic=topic)
+            time.sleep(0.5)
 
     def run(self) -> None:
         """Consume until SIGTERM/SIGINT, then commit and leave the group."""

@@ -26,7 +26,9 @@ PHASES = ("burst", "accept", "ladder", "sync", "resources")
 STACK_GROUPS = {"api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
 
 
-@pytest.mark.timeout(330)
+# About a minute on a quiet machine; the bounds leave room for a busy one (start-up alone can take
+# minutes there). The harness stops everything it started by itself at its own time limit.
+@pytest.mark.timeout(480)
 def test_tiny_bench_reports_every_section_and_loses_nothing(
     stack_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -35,7 +37,7 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     argv = [sys.executable, "-m", "benchmarks.run", "--scale", "tiny", "--out", str(out)]
     # Its own Redis database: the Celery queues of other tests' workers stay apart.
     argv += ["--work", str(tmp_path / "work"), "--redis-db", "9"]
-    run = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=420, check=False)
     output = run.stdout[-6000:] + run.stderr[-4000:]
     assert run.returncode == 0, output
 

@@ -1,4 +1,4 @@
-"""Where the time goes: py-spy flame graphs of chosen processes during chosen phases.
+"""Where the time goes: py-spy profiles of chosen processes during chosen phases.
 
     BENCH_PROFILE=api,bridge,authorize,callbacks BENCH_PROFILE_PHASE=ladder:300 make bench
 
@@ -37,14 +37,11 @@ def pyspy_path() -> str | None:
 class Profiler:
     """Starts py-spy on the chosen processes while a chosen phase runs (or does nothing)."""
 
-    def __init__(
-        self, out_dir: Path, *, stamp: str, processes: list[str], phases: list[str], tool: str
-    ) -> None:
+    def __init__(self, out_dir: Path, *, stamp: str, processes: list[str], phases: list[str]) -> None:
         self.out_dir = out_dir
         self.stamp = stamp
         self.processes = processes
         self.phases = phases
-        self.tool = tool
         self.pids: dict[str, int] = {}
         self.outputs: list[dict[str, str]] = []
         self._running: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -53,15 +50,14 @@ class Profiler:
     def from_env(cls, out_dir: Path, *, stamp: str) -> Profiler:
         processes = [p.strip() for p in os.environ.get("BENCH_PROFILE", "").split(",") if p.strip()]
         phases = [p.strip() for p in os.environ.get("BENCH_PROFILE_PHASE", "").split(",") if p.strip()]
-        tool = os.environ.get("BENCH_PROFILER", "py-spy")
-        if processes and tool == "py-spy" and pyspy_path() is None:
+        if processes and pyspy_path() is None:
             print(
                 "bench: BENCH_PROFILE is set but py-spy is not installed (`uv tool install py-spy`, or set "
-                "BENCH_PYSPY); profiling is off. BENCH_PROFILER=pyinstrument works without it.",
+                "BENCH_PYSPY); profiling is off.",
                 flush=True,
             )
             processes = []
-        return cls(out_dir, stamp=stamp, processes=processes, phases=phases, tool=tool)
+        return cls(out_dir, stamp=stamp, processes=processes, phases=phases)
 
     @property
     def enabled(self) -> bool:
@@ -71,7 +67,7 @@ class Profiler:
         self.pids = pids
 
     def wanted(self, phase_key: str) -> bool:
-        if not self.enabled or self.tool != "py-spy":
+        if not self.enabled:
             return False
         if not self.phases:
             return True

@@ -219,7 +219,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Task events feed Flower.
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# The "sent" event is one more Redis publish per task from every sender (measured: ~11 % of the
+# bridge's time); Flower shows tasks from their "received" event on without it.
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
+# Keep database connections across tasks (Celery closes them after every task otherwise, ~16 % of
+# an authorize worker's time); workers/tasks.py still drops broken ones, e.g. after a restart.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Short tasks: prefetch a few per process, not the default 4, so a slow task does not hold others.
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
 CELERY_TASK_DEFAULT_QUEUE = "authorize"

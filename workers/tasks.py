@@ -11,8 +11,9 @@ from datetime import timedelta
 import redis
 from celery import shared_task
 from celery.app.task import Task
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from apps.callbacks.services import deliveries_dispatch_due, delivery_attempt
 from apps.charging.services import (
@@ -25,6 +26,24 @@ from apps.charging.services import (
 # deadline has passed, the next successful run records unknown/backend_unavailable.
 DB_RETRY_DELAY_S = 1.0
 DB_MAX_RETRIES = 600
+AUTHORIZE_QUEUE = "authorize"
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _drop_unusable_connections(**kwargs: object) -> None:
+    # Connections are reused across tasks (CELERY_DB_REUSE_MAX); one broken by a database restart
+    # must be dropped before the next task, not reused.
+    close_old_connections()
+
+
+def _queue_length(queue: str) -> int:
+    """Messages waiting in a Celery queue on the Redis broker (a Redis list named after the queue)."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
 
 
 @shared_task(name="charging.authorize", bind=True, max_retries=DB_MAX_RETRIES)
@@ -52,7 +71,13 @@ def expire_overdue() -> int:
 
 @shared_task(name="charging.requeue_stale")
 def requeue_stale() -> int:
-    """Beat: pending requests whose task was lost with a killed worker get another task."""
+    """Beat: pending requests whose task was lost with a killed worker get another task.
+
+    Only when the authorize queue is empty: with a backlog the pending rows' tasks are still queued,
+    and sending them again would only add to the backlog.
+    """
+    if _queue_length(AUTHORIZE_QUEUE) > 0:
+        return 0
     return charging_requests_requeue_stale(older_than=timedelta(seconds=settings.CHARGE_REQUEUE_AFTER_S))
 
 

@@ -10,8 +10,7 @@ drain, and writes per process and phase under benchmarks/results/profiles/:
   <stamp>-<phase>-<process>.txt        collapsed stacks ("frame;frame;frame count"; speedscope.app
                                        and flamegraph.pl draw them)
   <stamp>-<phase>-<process>.top.txt    the functions with the most samples, inclusive and self
-py-spy is found as BENCH_PYSPY, on PATH or in the venv. It is not among the locked packages:
-`uv tool install py-spy` (or `pip install py-spy`) gets it.
+py-spy is found as BENCH_PYSPY, on PATH or in the venv (it is a locked dev dependency).
 """
 
 from __future__ import annotations

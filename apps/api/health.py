@@ -33,7 +33,7 @@ def healthz(request: HttpRequest) -> Liveness:
 
 
 # Out of the OpenAPI document: a probe for the platform (like /metrics), not a route for API clients.
-@router.get("/readyz", response={200: Readiness, 503: Readiness}, auth=None, include_in_schema=False)
+@router.get("/readyz", response={200: Readiness, 503: Readiness}, auth=None)
 def readyz(request: HttpRequest) -> tuple[int, Readiness]:
     """Ready for traffic: the database, Redis and Kafka (the request topic's metadata) each answered
     within CHARGE_READYZ_TIMEOUT_S (1 s); 503 naming the failed check otherwise."""

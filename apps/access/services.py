@@ -83,6 +83,14 @@ def station_create(*, station_id: str, name: str = "", location: str = "", enabl
         raise AclConflict(f"station {normalized} exists") from None
 
 
+def _changes_apply(instance: object, changes: dict[str, object]) -> list[str]:
+    """Set every field whose value is not UNCHANGED; the names set, for save(update_fields=...)."""
+    changed = [field for field, value in changes.items() if value is not UNCHANGED]
+    for field in changed:
+        setattr(instance, field, changes[field])
+    return changed
+
+
 def station_update(
     *,
     station: Station,
@@ -91,16 +99,7 @@ def station_update(
     enabled: bool | Keep = UNCHANGED,
 ) -> Station:
     """Change the given fields of a station; a disabled station refuses every token."""
-    changed = []
-    if name is not UNCHANGED:
-        station.name = name
-        changed.append("name")
-    if location is not UNCHANGED:
-        station.location = location
-        changed.append("location")
-    if enabled is not UNCHANGED:
-        station.enabled = enabled
-        changed.append("enabled")
+    changed = _changes_apply(station, {"name": name, "location": location, "enabled": enabled})
     if changed:
         station.save(update_fields=[*changed, "updated_at"])
     return station
@@ -170,19 +169,9 @@ def token_update(
     note: str | Keep = UNCHANGED,
 ) -> DriverToken:
     """Change the given fields of a token (its status changes only by token_block / token_unblock)."""
-    changed = []
     if type is not UNCHANGED:
-        token.type = _token_type_check(type)
-        changed.append("type")
-    if valid_until is not UNCHANGED:
-        token.valid_until = valid_until
-        changed.append("valid_until")
-    if group is not UNCHANGED:
-        token.group = group
-        changed.append("group")
-    if note is not UNCHANGED:
-        token.note = note
-        changed.append("note")
+        type = _token_type_check(type)
+    changed = _changes_apply(token, {"type": type, "valid_until": valid_until, "group": group, "note": note})
     if changed:
         token.save(update_fields=[*changed, "updated_at"])
     return token
@@ -266,16 +255,7 @@ def grant_update(
     new_from = grant.valid_from if valid_from is UNCHANGED else valid_from
     new_until = grant.valid_until if valid_until is UNCHANGED else valid_until
     _window_check(new_from, new_until)
-    changed = []
-    if valid_from is not UNCHANGED:
-        grant.valid_from = valid_from
-        changed.append("valid_from")
-    if valid_until is not UNCHANGED:
-        grant.valid_until = valid_until
-        changed.append("valid_until")
-    if note is not UNCHANGED:
-        grant.note = note
-        changed.append("note")
+    changed = _changes_apply(grant, {"valid_from": valid_from, "valid_until": valid_until, "note": note})
     if changed:
         grant.save(update_fields=changed)
     return grant

@@ -49,6 +49,7 @@ logger = structlog.get_logger(__name__)
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 TOPIC_WAIT_S = 60.0
+ASSIGNMENT_STALL_S = 25.0  # well above a rejoin that waits out a dead member (session 10 s)
 # Consumer lag is read from the consumer's own fetch state at most this often.
 LAG_INTERVAL_S = 1.0
 
@@ -94,6 +95,7 @@ class Bridge:
         self._done: dict[TopicPartition, int] = {}
         self._failures = 0
         self._resume_at: float | None = None
+        self._unassigned_since: float | None = None
         self._lag_due = 0.0
         self._lag_partitions: set[str] = set()
 
@@ -171,6 +173,7 @@ class Bridge:
                 if batch:
                     self._handle_batch(batch)
                 self._lag_observe()
+                self._assignment_watch()
         finally:
             self.commit_done()
             # close() leaves the group, so a restarted bridge gets the partitions at once.
@@ -178,6 +181,32 @@ class Bridge:
             if self.dlq_producer is not None:
                 self.dlq_producer.close(timeout=5)
             logger.info("bridge_stopped")
+
+    def _assignment_watch(self) -> None:
+        """Rejoin with a fresh consumer when no partition has been ours for ASSIGNMENT_STALL_S.
+
+        kafka-python 3.0 can hang in a rebalance it started itself (seen right after a first
+        assignment): the consumer then owns nothing and never asks again. A new consumer joins the
+        group cleanly. Run at most as many bridges as partitions, or the idle ones churn here.
+        """
+        now = time.monotonic()
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+            return
+        if now - self._unassigned_since < ASSIGNMENT_STALL_S:
+            return
+        logger.warning("bridge_rejoining", unassigned_s=round(now - self._unassigned_since, 1))
+        self.commit_done()
+        self._consumer.close()
+        self.consumer = None
+        if self.dlq_producer is not None:
+            self.dlq_producer.close(timeout=5)
+            self.dlq_producer = None
+        self._unassigned_since = None
+        self.connect()
 
     # -- one batch ----------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class Pipeline:
         argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--pool", pool]
         argv += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
         argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]
-        log = self.log_dir / f"worker-{len(self.processes)}.log"
+        log = self.log_dir / f"worker-{queues.split(',', maxsplit=1)[0]}-{uuid.uuid4().hex[:6]}.log"
         process = ManagedProcess("worker", argv, log, env=self.env)
         self.processes.append(process.start())
         worker_wait_ready(process, self.env["REDIS_URL"], queue=queues.split(",", maxsplit=1)[0])
@@ -108,7 +108,7 @@ class Pipeline:
     def start_bridge(self) -> ManagedProcess:
         argv = [PYTHON, "manage.py", "run_bridge"]
         process = ManagedProcess(
-            "bridge", argv, self.log_dir / f"bridge-{len(self.processes)}.log", env=self.env
+            "bridge", argv, self.log_dir / f"bridge-{uuid.uuid4().hex[:6]}.log", env=self.env
         )
         self.processes.append(process.start())
         bridge_wait_ready(process)

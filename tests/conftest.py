@@ -8,6 +8,7 @@ REDIS_URL or DATABASE_URL are set in the environment, those running services are
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,17 @@ from typing import Any
 import pytest
 
 from tests.stack import Service, start_kafka, start_postgres, start_redis
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI time limit, a kill) and SIGINT interrupt the run like Ctrl-C does, so the
+    # fixtures' teardown still stops every service and process they started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 @dataclass

@@ -8,8 +8,8 @@ REDIS_URL or DATABASE_URL are set in the environment, those running services are
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass

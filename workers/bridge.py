@@ -77,10 +77,12 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         self.bridge = bridge
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        self.bridge.rebalance_started = time.monotonic()
         self.bridge.commit_done()
         logger.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.bridge.rebalance_started = None
         logger.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
 
 
@@ -96,6 +98,8 @@ class Bridge:
         self._failures = 0
         self._resume_at: float | None = None
         self._unassigned_since: float | None = None
+        # Set by the rebalance listener between "revoked" and "assigned".
+        self.rebalance_started: float | None = None
         self._lag_due = 0.0
         self._lag_partitions: set[str] = set()
 
@@ -183,29 +187,34 @@ class Bridge:
             logger.info("bridge_stopped")
 
     def _assignment_watch(self) -> None:
-        """Rejoin with a fresh consumer when no partition has been ours for ASSIGNMENT_STALL_S.
+        """Rejoin with a fresh consumer when a rebalance or an empty assignment lasts ASSIGNMENT_STALL_S.
 
         kafka-python 3.0 can hang in a rebalance it started itself (seen right after a first
-        assignment): the consumer then owns nothing and never asks again. A new consumer joins the
-        group cleanly. Run at most as many bridges as partitions, or the idle ones churn here.
+        assignment, and after broker or Redis restarts): partitions are revoked and never assigned
+        again, so nothing is consumed. A new consumer joins the group cleanly. Run at most as many
+        bridges as partitions, or the idle ones churn here.
         """
         now = time.monotonic()
         if self._consumer.assignment():
             self._unassigned_since = None
-            return
-        if self._unassigned_since is None:
+        elif self._unassigned_since is None:
             self._unassigned_since = now
+        unassigned_s = now - self._unassigned_since if self._unassigned_since is not None else 0.0
+        rebalance_s = now - self.rebalance_started if self.rebalance_started is not None else 0.0
+        if max(unassigned_s, rebalance_s) < ASSIGNMENT_STALL_S:
             return
-        if now - self._unassigned_since < ASSIGNMENT_STALL_S:
-            return
-        logger.warning("bridge_rejoining", unassigned_s=round(now - self._unassigned_since, 1))
+        logger.warning(
+            "bridge_rejoining", unassigned_s=round(unassigned_s, 1), rebalance_s=round(rebalance_s, 1)
+        )
         self.commit_done()
-        self._consumer.close()
+        # Bounded: a consumer stuck in a rebalance may not manage a clean leave.
+        self._consumer.close(autocommit=False, timeout_ms=5_000)
         self.consumer = None
         if self.dlq_producer is not None:
             self.dlq_producer.close(timeout=5)
             self.dlq_producer = None
         self._unassigned_since = None
+        self.rebalance_started = None
         self.connect()
 
     # -- one batch ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1
+from apps.charging.producer import WITHDRAWN_KEY
 from apps.charging.services import (
     AUTHORIZE_TASK,
     Consumed,
@@ -43,6 +44,7 @@ from apps.monitoring.metrics import (
     BRIDGE_CONSUMER_LAG,
     BRIDGE_MESSAGES,
 )
+from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 
@@ -67,6 +69,7 @@ class BatchOutcome:
     stored: int = 0
     invalid: int = 0
     dead_lettered: int = 0
+    withdrawn: int = 0
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
@@ -260,6 +263,7 @@ class Bridge:
                     )
             outcome.next_offsets[tp] = records[-1].offset + 1
 
+        consumed = self._without_withdrawn(consumed, outcome)
         if consumed:
             charging_requests_store(consumed=consumed)
             outcome.stored = len(consumed)
@@ -271,6 +275,19 @@ class Bridge:
         if consumed:
             self._publish(consumed)
         return outcome
+
+    @staticmethod
+    def _without_withdrawn(consumed: list[Consumed], outcome: BatchOutcome) -> list[Consumed]:
+        """Drop requests whose caller was answered `failed`/503 (see producer.request_withdraw)."""
+        if not consumed:
+            return consumed
+        keys = [WITHDRAWN_KEY.format(c.message.request_id) for c in consumed]
+        flags = redis_client().mget(keys)
+        kept = [c for c, flag in zip(consumed, flags, strict=True) if flag is None]
+        outcome.withdrawn = len(consumed) - len(kept)
+        if outcome.withdrawn:
+            logger.warning("withdrawn_requests_skipped", count=outcome.withdrawn)
+        return kept
 
     def _dead_letter(self, record: ConsumerRecord, error: MalformedMessage) -> None:
         headers = list(record.headers or [])

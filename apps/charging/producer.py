@@ -17,9 +17,11 @@ import structlog
 from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from redis import RedisError
 
 from apps.charging.messages import ChargeRequestV1
 from apps.monitoring.metrics import KAFKA_PRODUCE_FAILURES, KAFKA_PRODUCE_SECONDS
+from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 
@@ -108,8 +110,27 @@ def request_produce(*, message: ChargeRequestV1) -> tuple[int, int]:
     except KafkaError as exc:
         KAFKA_PRODUCE_FAILURES.labels(error=type(exc).__name__).inc()
         logger.warning("produce_failed", request_id=str(message.request_id), error=repr(exc))
+        request_withdraw(request_id=str(message.request_id))
         _broker_down_mark()
         producer_reset()
         raise ProduceFailed(str(exc)) from exc
     KAFKA_PRODUCE_SECONDS.observe(time.perf_counter() - started)
     return int(metadata.partition), int(metadata.offset)
+
+
+WITHDRAWN_KEY = "charge:withdrawn:{}"
+WITHDRAWN_TTL_S = 7 * 24 * 3600
+
+
+def request_withdraw(*, request_id: str) -> None:
+    """Record that the caller was told `failed`/503 for this request.
+
+    A timed-out send is not always an unsent one: the broker may have written the message and died
+    before acknowledging it. The bridge skips withdrawn request ids, so a request we answered
+    `failed` never gets a decision behind the caller's back. (A message the bridge reads before the
+    timeout fires, on a broker that is slow rather than down, is the remaining window.)
+    """
+    try:
+        redis_client().set(WITHDRAWN_KEY.format(request_id), 1, ex=WITHDRAWN_TTL_S)
+    except RedisError as exc:
+        logger.error("withdraw_failed", request_id=request_id, error=repr(exc))

@@ -51,6 +51,9 @@ logger = structlog.get_logger(__name__)
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 TOPIC_WAIT_S = 60.0
+# A rebalance among live bridges takes well under a second; one that started after we owned
+# partitions and is still open after this has hung (a fresh consumer waits out dead members itself).
+REBALANCE_STALL_S = 3.0
 ASSIGNMENT_STALL_S = 25.0  # well above a rejoin that waits out a dead member (session 10 s)
 # Consumer lag is read from the consumer's own fetch state at most this often.
 LAG_INTERVAL_S = 1.0
@@ -80,7 +83,8 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         self.bridge = bridge
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.bridge.rebalance_started = time.monotonic()
+        if revoked:  # a rebalance after we owned partitions (a first join revokes nothing)
+            self.bridge.rebalance_started = time.monotonic()
         self.bridge.commit_done()
         logger.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
 
@@ -204,7 +208,7 @@ class Bridge:
             self._unassigned_since = now
         unassigned_s = now - self._unassigned_since if self._unassigned_since is not None else 0.0
         rebalance_s = now - self.rebalance_started if self.rebalance_started is not None else 0.0
-        if max(unassigned_s, rebalance_s) < ASSIGNMENT_STALL_S:
+        if unassigned_s < ASSIGNMENT_STALL_S and rebalance_s < REBALANCE_STALL_S:
             return
         logger.warning(
             "bridge_rejoining", unassigned_s=round(unassigned_s, 1), rebalance_s=round(rebalance_s, 1)

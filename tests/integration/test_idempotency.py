@@ -40,7 +40,7 @@ def test_a_repeated_idempotency_key_returns_the_first_answer_and_produces_nothin
     assert again.status_code == 202
     assert again.json() == first.json()
     assert other_body.status_code == 422
-    assert "Idempotency-Key" in other_body.json()["detail"]
+    assert other_body.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
     assert fresh.status_code == 202
     assert fresh.json()["request_id"] != first.json()["request_id"]
     messages = _messages_on(pipeline.topic, kafka_endpoint)

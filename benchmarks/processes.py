@@ -118,6 +118,7 @@ class Process:
 @dataclass(frozen=True)
 class ProcStat:
     pid: int
+    ppid: int
     pgrp: int
     cpu_ticks: int  # utime + stime
     rss_bytes: int
@@ -132,6 +133,7 @@ def proc_stat(pid: int) -> ProcStat | None:
     rest = raw[raw.rindex(")") + 2 :].split()
     return ProcStat(
         pid=pid,
+        ppid=int(rest[1]),
         pgrp=int(rest[2]),
         cpu_ticks=int(rest[11]) + int(rest[12]),
         rss_bytes=int(rest[21]) * PAGE_SIZE,
@@ -215,13 +217,21 @@ class GroupSampler:
             self.sample()
 
     def _refresh_members(self) -> None:
+        # A group's members: its processes, and children of its leader that started a session of
+        # their own (PostgreSQL's backends call setsid(), so they are not in the postmaster's group).
         by_group: dict[int, list[int]] = {}
         for pid in all_pids():
             stat = proc_stat(pid)
             if stat is not None:
                 by_group.setdefault(stat.pgrp, []).append(pid)
+                if stat.pgrp == pid and stat.ppid in self.groups.values():
+                    by_group.setdefault(stat.ppid, []).append(pid)
         self._members = {name: by_group.get(pgid, []) for name, pgid in self.groups.items()}
         self._members_at = time.monotonic()
+
+    @staticmethod
+    def _member(stat: ProcStat | None, pgid: int) -> bool:
+        return stat is not None and pgid in (stat.pgrp, stat.ppid)
 
     def sample(self) -> dict[str, int]:
         """One reading; returns the resident memory of each group."""
@@ -233,7 +243,7 @@ class GroupSampler:
                 total = 0
                 for pid in self._members.get(name, []):
                     stat = proc_stat(pid)
-                    if stat is None or stat.pgrp != pgid:
+                    if stat is None or not self._member(stat, pgid):
                         continue
                     total += stat.rss_bytes
                     self._ticks[name][pid] = stat.cpu_ticks

@@ -4,7 +4,8 @@
 
 BENCH_PROFILE names processes of the stack (api, bridge, authorize, callbacks, beat, flower);
 BENCH_PROFILE_PHASE names phases (burst, accept, ladder:<rate>, ladder for every step, sync; default
-every phase). py-spy samples the process and its children (gunicorn workers, the prefork pool) from
+every phase); BENCH_PROFILE_GIL=1 keeps only samples that hold the GIL (CPU, not waiting).
+py-spy samples the process and its children (gunicorn workers, the prefork pool) from
 outside (ptrace; root or CAP_SYS_PTRACE), without changing them, for the whole phase including its
 drain, and writes per process and phase under benchmarks/results/profiles/:
   <stamp>-<phase>-<process>.txt        collapsed stacks ("frame;frame;frame count"; speedscope.app
@@ -88,6 +89,9 @@ class Profiler:
             # 47 Hz: on 2 busy cores py-spy itself must not take the CPU it is measuring.
             argv = [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "47"]
             argv += ["--output", str(out), "--format", "raw"]
+            if os.environ.get("BENCH_PROFILE_GIL"):
+                # Only samples holding the GIL: where the CPU goes, not where threads wait.
+                argv.append("--gil")
             log = out.with_suffix(".log").open("wb")
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()

@@ -154,7 +154,11 @@ ENV_KNOBS = {
 STACK_KNOBS = (
     "API_WORKERS",
     "API_THREADS",
+    "AUTHORIZE_POOL",
     "AUTHORIZE_CONCURRENCY",
+    "API_ACCESS_LOG",
+    "CELERY_TASK_LOG_LEVEL",
+    "DB_SERVER_SIDE_BINDING",
     "CALLBACK_CONCURRENCY",
     "CHARGE_PRODUCER_LINGER_MS",
     "CHARGE_BRIDGE_BATCH",
@@ -319,6 +323,7 @@ def _start_stack(stack: Stack, *, flower: bool) -> None:
     env = stack.env
     scripts = REPO / "compose" / "local"
     celery = str(VENV_BIN / "celery")
+    authorize_pool = env.get("AUTHORIZE_POOL", "prefork")
     authorize_n = env.get("AUTHORIZE_CONCURRENCY", "2")
     callbacks_n = env.get("CALLBACK_CONCURRENCY", "16")
     # The same commands as compose/local/Procfile, metrics ports made free.
@@ -326,7 +331,7 @@ def _start_stack(stack: Stack, *, flower: bool) -> None:
     stack.start("bridge", ["bash", str(scripts / "bridge.sh")])
     stack.start(
         "authorize",
-        ["bash", str(scripts / "worker.sh"), "authorize", "prefork", authorize_n],
+        ["bash", str(scripts / "worker.sh"), "authorize", authorize_pool, authorize_n],
         env={**env, "CHARGE_WORKER_METRICS_PORT": str(free_port())},
     )
     stack.start(
@@ -1036,7 +1041,8 @@ def _settings_used(env: dict[str, str]) -> dict[str, Any]:
         "effective": {
             "api": f"gunicorn project.wsgi --workers {env.get('API_WORKERS', '2')} "
             f"--threads {env.get('API_THREADS', '4')} (compose/local/api.sh)",
-            "authorize_worker": f"celery worker -Q authorize --pool prefork --concurrency "
+            "authorize_worker": f"celery worker -Q authorize --pool {env.get('AUTHORIZE_POOL', 'prefork')} "
+            "--concurrency "
             f"{env.get('AUTHORIZE_CONCURRENCY', '2')}",
             "callbacks_worker": f"celery worker -Q callbacks --pool threads --concurrency "
             f"{env.get('CALLBACK_CONCURRENCY', '16')}",

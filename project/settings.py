@@ -127,6 +127,11 @@ else:
     # Reuse connections across requests and tasks; check them before use after a database restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Server-side parameters let psycopg prepare the statements a process runs again and again (the
+    # decision's ACL read, the log's conditional update): PostgreSQL plans them once per connection.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+        "DB_SERVER_SIDE_BINDING", default=False
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -287,5 +292,9 @@ LOGGING = {
         # restarts; our producer and bridge log the failures that matter, with request ids.
         "kafka": {"level": env.str("KAFKA_LOG_LEVEL", default="CRITICAL")},
         "django.db.backends": {"level": "WARNING"},
+        # Celery's own line per task received and succeeded; our services log each decision and
+        # callback attempt with its request_id, so these two lines per task only cost CPU.
+        "celery.app.trace": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
+        "celery.worker.strategy": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
     },
 }

@@ -21,6 +21,7 @@ from apps.charging.services import (
     charging_requests_expire_overdue,
     charging_requests_requeue_stale,
 )
+from project.kv import redis_client
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
 # deadline has passed, the next successful run records unknown/backend_unavailable.
@@ -90,5 +91,4 @@ def dispatch_due() -> int:
 @shared_task(name="ops.ping")
 def ping(*, nonce: str) -> None:
     """Record in Redis that a worker ran this task: how tests and operators see a live worker."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.set(f"charge:ping:{nonce}", socket.gethostname(), ex=300)
+    redis_client().set(f"charge:ping:{nonce}", socket.gethostname(), ex=300)

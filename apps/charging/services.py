@@ -197,23 +197,29 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
     return True
 
 
-def decision_record(*, request_id: uuid.UUID | str, decision: Decision, at: datetime) -> bool:
+def decision_record(*, request: ChargingRequest, decision: Decision, at: datetime) -> bool:
     """Record the decision of a pending request and create its callback delivery, exactly once.
 
-    The update is conditional on the row still being pending, so a redelivered task, or the sweep
-    racing a worker, changes nothing: False tells the caller another decision was there first.
+    `request` is the row as read while pending. The update is conditional on it still being
+    pending, so a redelivered task, or the sweep racing a worker, changes nothing: False tells the
+    caller another decision was there first.
     """
     with transaction.atomic():
-        updated = ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING).update(
+        updated = ChargingRequest.objects.filter(request_id=request.request_id, status=Status.PENDING).update(
             status=decision.status.value, reason=decision.reason.value, decided_at=at
         )
         if not updated:
             return False
-        request = ChargingRequest.objects.get(request_id=request_id)
+        # The row is ours now: the values just written are its values (no second read).
+        request.status, request.reason, request.decided_at = (
+            decision.status.value,
+            decision.reason.value,
+            at,
+        )
         delivery_create(request=request)
     logger.info(
         "request_decided",
-        request_id=str(request_id),
+        request_id=str(request.request_id),
         status=decision.status.value,
         reason=decision.reason.value,
     )
@@ -229,34 +235,32 @@ def decision_record(*, request_id: uuid.UUID | str, decision: Decision, at: date
 
 def charging_request_decide(*, request_id: str, backend_failed: bool = False) -> bool:
     """The authorize task's work: decide a pending request against the ACL (or as overdue)."""
-    row = (
-        ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING)
-        .values("station_id", "driver_token", "deadline")
-        .first()
-    )
-    if row is None:
+    request = ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING).first()
+    if request is None:
         return False  # already decided, or not stored (yet): nothing to do
     at = timezone.now()
-    if at > row["deadline"]:
+    if at > request.deadline:
         reason = Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT
         decision = Decision(Status.UNKNOWN, reason)
     else:
-        decision = authorization_decide(station_id=row["station_id"], driver_token=row["driver_token"], at=at)
-    return decision_record(request_id=request_id, decision=decision, at=at)
+        decision = authorization_decide(
+            station_id=request.station_id, driver_token=request.driver_token, at=at
+        )
+    return decision_record(request=request, decision=decision, at=at)
 
 
 def charging_requests_expire_overdue(*, grace: timedelta, limit: int = 1000) -> int:
     """Decide `unknown/timeout` for pending requests past their deadline (beat: charging.expire_overdue)."""
     cutoff = timezone.now() - grace
     overdue = list(
-        ChargingRequest.objects.filter(status=Status.PENDING, deadline__lt=cutoff)
-        .order_by("deadline")
-        .values_list("request_id", flat=True)[:limit]
+        ChargingRequest.objects.filter(status=Status.PENDING, deadline__lt=cutoff).order_by("deadline")[
+            :limit
+        ]
     )
     expired = 0
-    for request_id in overdue:
+    for request in overdue:
         if decision_record(
-            request_id=request_id, decision=Decision(Status.UNKNOWN, Reason.TIMEOUT), at=timezone.now()
+            request=request, decision=Decision(Status.UNKNOWN, Reason.TIMEOUT), at=timezone.now()
         ):
             expired += 1
     return expired

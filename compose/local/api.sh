@@ -19,7 +19,10 @@ fi
 export PROMETHEUS_MULTIPROC_DIR=$CHARGE_LOCAL_DIR/metrics/api
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+# API_ACCESS_LOG=0 drops gunicorn's line per request (a proxy in front usually writes its own).
+access_log=(--access-logfile -)
+[ "${API_ACCESS_LOG:-1}" = 0 ] && access_log=()
 exec .venv/bin/gunicorn project.wsgi \
   --bind "127.0.0.1:${API_PORT:-8000}" \
   --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" \
-  --access-logfile - --log-level warning
+  "${access_log[@]}" --log-level warning

@@ -1,0 +1,138 @@
+"""What one Celery task costs on this machine before any work of ours: the pipeline's floor.
+
+Every decision is two Celery tasks (charging.authorize, then callbacks.deliver). This measures a
+task that does almost nothing (`ops.ping`: one Redis SET) through the same broker settings as the
+stack (Redis, acks_late, task events on), for each pool, so the report can say how much of the CPU
+per decision is Celery's own and what throughput two tasks per decision allow at most.
+
+    .venv/bin/python -m benchmarks.celery_floor [--tasks 4000] [--out benchmarks/results]
+
+It starts its own redis-server on a free loopback port (compose/local/redis.sh) and a worker per
+pool in its own process group, and stops both. Per pool: a warm-up task, then N tasks queued at
+once; the figures are wall time and the worker's CPU seconds (main process + pool) from the first
+of the N tasks queued to the last one done, per task.
+"""
+
+# Django is imported inside functions: only after the environment points at our Redis.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.processes import REPO, GroupSampler, Process, free_port, wait_until
+
+QUEUE = "bench-floor"
+POOLS = (("prefork", 2), ("threads", 8), ("solo", 1))
+
+
+def _redis(port: int, db: int) -> str:
+    return f"redis://127.0.0.1:{port}/{db}"
+
+
+def _measure(*, pool: str, concurrency: int, tasks: int, port: int, work: Path) -> dict[str, object]:
+    import redis
+    from celery import current_app
+
+    broker = redis.Redis.from_url(_redis(port, 0))
+    pings = redis.Redis.from_url(_redis(port, 1))  # ops.ping writes one key per task here
+    broker.flushall()
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": _redis(port, 0),
+        "REDIS_URL": _redis(port, 1),
+        "CELERY_TASK_LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING",
+    }
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "workers", "worker", "-Q", QUEUE, "-E"]
+    argv += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
+    argv += ["--hostname", f"floor-{pool}@%h"]
+    worker = Process(f"worker-{pool}", argv, work / f"worker-{pool}.log", env).start()
+    try:
+        current_app.send_task("ops.ping", kwargs={"nonce": "warm-up"}, queue=QUEUE)
+        wait_until(lambda: pings.exists("charge:ping:warm-up") == 1, timeout=60, what=f"{pool} worker")
+        sampler = GroupSampler({"worker": worker.pid}).start()
+        cpu_before = sampler.cpu_seconds()["worker"]
+        started = time.monotonic()
+        with current_app.producer_or_acquire() as producer:
+            for i in range(tasks):
+                current_app.send_task("ops.ping", kwargs={"nonce": str(i)}, queue=QUEUE, producer=producer)
+        wait_until(lambda: pings.dbsize() >= tasks + 1, timeout=600, what=f"{tasks} tasks", interval=0.05)
+        wall = time.monotonic() - started
+        cpu = sampler.cpu_seconds()["worker"] - cpu_before
+        sampler.stop()
+    finally:
+        worker.stop()
+    result = {
+        "pool": pool,
+        "concurrency": concurrency,
+        "tasks": tasks,
+        "wall_s": round(wall, 2),
+        "tasks_per_s": round(tasks / wall, 1),
+        "worker_cpu_s": round(cpu, 2),
+        "cpu_ms_per_task": round(cpu * 1000 / tasks, 2),
+    }
+    print(
+        f"floor: {pool} x{concurrency}: {result['tasks_per_s']} tasks/s, "
+        f"{result['cpu_ms_per_task']} ms CPU per task",
+        flush=True,
+    )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=4000)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="charge-floor-"))
+    port = free_port()
+    redis_sh = str(REPO / "compose" / "local" / "redis.sh")
+    subprocess.run(
+        ["bash", redis_sh, "start", "--port", str(port), "--data", str(work / "redis")], check=True
+    )
+    try:
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="project.settings",
+            CELERY_BROKER_URL=_redis(port, 0),
+            REDIS_URL=_redis(port, 1),
+            CHARGE_LOCAL_DIR=str(work / "local"),
+        )
+        import django
+
+        django.setup()
+        results = [
+            _measure(pool=pool, concurrency=n, tasks=args.tasks, port=port, work=work) for pool, n in POOLS
+        ]
+    finally:
+        subprocess.run(["bash", redis_sh, "stop", "--data", str(work / "redis")], check=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=REPO
+    )
+    report = {
+        "what": "CPU and wall time of a near-empty Celery task (ops.ping: one Redis SET), task events on",
+        "command": f".venv/bin/python -m benchmarks.celery_floor --tasks {args.tasks}",
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()},
+        "commit": commit.stdout.strip(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_before": os.getloadavg(),
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"celery-floor-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"floor: report {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

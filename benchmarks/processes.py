@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# smaps_rollup walks every mapping of a process: read PSS less often than RSS.
+PSS_INTERVAL_S = 5.0
 
 
 def free_port() -> int:
@@ -197,6 +199,9 @@ class GroupSampler:
         self.interval_s = interval_s
         self._ticks: dict[str, dict[int, int]] = {name: {} for name in [*groups, *self.harness]}
         self.rss_series: list[tuple[float, dict[str, int]]] = []
+        # PSS (shared pages split among their sharers) of each group, read every PSS_INTERVAL_S.
+        self.pss_series: list[tuple[float, dict[str, int]]] = []
+        self._pss_due = 0.0
         self._members: dict[str, list[int]] = {}
         self._members_at = 0.0
         self._stop = threading.Event()
@@ -253,7 +258,14 @@ class GroupSampler:
                 if stat is not None:
                     rss[name] = stat.rss_bytes
                     self._ticks[name][pid] = stat.cpu_ticks
-            self.rss_series.append((time.monotonic(), rss))
+            now = time.monotonic()
+            self.rss_series.append((now, rss))
+            if now >= self._pss_due:
+                self._pss_due = now + PSS_INTERVAL_S
+                pss = {
+                    name: sum(pss_bytes(pid) for pid in self._members.get(name, [])) for name in self.groups
+                }
+                self.pss_series.append((now, pss))
             return rss
 
     def cpu_seconds(self) -> dict[str, float]:

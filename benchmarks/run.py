@@ -168,6 +168,7 @@ STACK_KNOBS = (
     "CHARGE_DECISION_TIMEOUT_S",
     "CHARGE_TOPIC_PARTITIONS",
     "KAFKA_HEAP_OPTS",
+    "FLOWER_MAX_TASKS",
 )
 
 
@@ -356,6 +357,7 @@ def _start_stack(stack: Stack, *, flower: bool) -> None:
                 "--address=127.0.0.1",
                 f"--port={port}",
                 f"--basic-auth={env['FLOWER_USER']}:{env['FLOWER_PASSWORD']}",
+                f"--max_tasks={env.get('FLOWER_MAX_TASKS', '2000')}",
             ],
         )
 
@@ -1076,13 +1078,17 @@ def _resources(ctx: PhaseContext, phases: dict[str, Any], pss: dict[str, dict[st
     return {
         "command": ctx.base_command,
         "what": "resident memory: sum of RSS over each process group, sampled every second (peak and "
-        "mean over the whole run); PSS (shared pages split) at the end of each phase; CPU: utime+stime "
-        "from /proc/<pid>/stat, deltas over each phase",
+        "mean over the whole run); PSS (shared pages split among the processes sharing them, so the "
+        "sum is what the stack occupies) every 5 s and at the end of each phase, its peak sum is the "
+        "target's figure; CPU: utime+stime from /proc/<pid>/stat, deltas over each phase",
         "process_groups": groups,
         "memory_whole_run": memory,
         "pss_at_phase_end": pss,
         "stack_peak_rss_bytes": memory.get("stack_total", {}).get("peak_bytes"),
-        "stack_peak_pss_bytes": max((sum(v for k, v in p.items()) for p in pss.values()), default=None),
+        "stack_peak_pss_bytes": max(
+            [sum(p.values()) for p in pss.values()] + [sum(p.values()) for _, p in ctx.sampler.pss_series],
+            default=None,
+        ),
         "cpu_s_per_1000_decisions_by_ladder_step": per_step,
         "cpu_reference_step": {
             "offered_per_s": reference["offered_per_s"],

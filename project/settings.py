@@ -181,6 +181,9 @@ CHARGE_CALLBACK_ALLOW_PRIVATE = env.bool("CHARGE_CALLBACK_ALLOW_PRIVATE", defaul
 # A delivery taken by a worker is due again after this many seconds (more than one attempt lasts),
 # so an attempt lost with its worker is retried by callbacks.dispatch_due.
 CHARGE_CALLBACK_CLAIM_LEASE_S = env.float("CHARGE_CALLBACK_CLAIM_LEASE_S", default=60.0)
+# A deliver task queued this long ago and never taken is presumed lost (Redis lost it) and queued
+# again by callbacks.dispatch_due; the broker's visibility timeout, so a slow queue is not doubled.
+CHARGE_CALLBACK_REDISPATCH_S = env.float("CHARGE_CALLBACK_REDISPATCH_S", default=300.0)
 # Signs callbacks of requests that came from another producer on the topic (no API client).
 CHARGE_DEFAULT_CALLBACK_SECRET = env.str("CHARGE_DEFAULT_CALLBACK_SECRET", default="")
 

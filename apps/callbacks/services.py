@@ -12,6 +12,7 @@ import structlog
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.access.policy import Status, decision_message
@@ -53,21 +54,36 @@ def callback_body(*, request: ChargingRequest) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
+def _deliver_task_send(*, request_id: str, countdown: float | None = None) -> None:
+    """Queue one attempt; if the broker refuses it, mark the delivery as having no task waiting.
+
+    The row says `dispatched_at` (a task is queued) before the task exists; when sending fails the
+    mark is taken back, so the next dispatch sweep sends it instead of presuming it queued.
+    """
+    try:
+        current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=countdown)
+    except Exception:
+        CallbackDelivery.objects.filter(request_id=uuid.UUID(request_id)).update(dispatched_at=None)
+        raise
+
+
 def delivery_enqueue(*, request_id: str) -> None:
     """Queue one attempt once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}))
+    transaction.on_commit(lambda: _deliver_task_send(request_id=request_id))
 
 
 def delivery_create(*, request: ChargingRequest) -> CallbackDelivery | None:
     """The one delivery of a decision (call inside the transaction that records the decision)."""
     if not request.callback_url:
         return None
+    now = timezone.now()
     delivery = CallbackDelivery.objects.create(
         request=request,
         client_id=request.client_id,
         url=request.callback_url,
         body=callback_body(request=request),
-        next_attempt_at=timezone.now(),
+        next_attempt_at=now,
+        dispatched_at=now,
     )
     delivery_enqueue(request_id=str(request.request_id))
     return delivery
@@ -80,7 +96,12 @@ def _claim(request_id: uuid.UUID) -> CallbackDelivery | None:
         request_id=request_id,
         status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
         next_attempt_at__lte=now,
-    ).update(next_attempt_at=now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S))
+    ).update(
+        next_attempt_at=now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S),
+        # Taken: no task waits in the queue any more. Should this worker die, the sweep sends a new
+        # one once the lease has passed.
+        dispatched_at=None,
+    )
     if not claimed:
         return None
     return CallbackDelivery.objects.select_related("client").get(request_id=request_id)
@@ -134,6 +155,9 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
         outcome = AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED
         if not error:
             error = f"HTTP {http_status}"
+    # Retries due soon are queued now with a countdown; later ones wait for the dispatch sweep.
+    requeue_in_s = (next_at - now).total_seconds() if next_at is not None else None
+    requeue_now = requeue_in_s is not None and requeue_in_s <= COUNTDOWN_MAX_S
 
     with transaction.atomic():
         CallbackAttempt.objects.create(
@@ -152,11 +176,12 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
             last_error=error[:500],
             next_attempt_at=next_at,
             delivered_at=now if outcome == AttemptOutcome.DELIVERED else None,
+            dispatched_at=now if requeue_now else None,
             updated_at=now,
         )
-    if next_at is not None and (delay_s := (next_at - now).total_seconds()) <= COUNTDOWN_MAX_S:
+    if requeue_now and requeue_in_s is not None:
         # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
-        current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=delay_s + 0.5)
+        _deliver_task_send(request_id=request_id, countdown=requeue_in_s + 0.5)
     logger.info(
         "callback_attempt",
         request_id=request_id,
@@ -171,24 +196,38 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
 
 
 def deliveries_dispatch_due(*, limit: int = 1000) -> int:
-    """Enqueue an attempt for every open delivery that is due (beat: callbacks.dispatch_due)."""
-    due = list(
-        CallbackDelivery.objects.filter(
-            status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
-            next_attempt_at__lte=timezone.now(),
+    """Queue an attempt for every open delivery that is due and has no task waiting (beat).
+
+    Due and without a task: retries scheduled beyond the countdown window, attempts whose worker
+    died (due again once the claim's lease has passed), and tasks queued so long ago that Redis must
+    have lost them. A delivery whose task still waits in a long queue is left alone: sending it again
+    would only lengthen the queue with tasks that find nothing to do.
+    """
+    now = timezone.now()
+    lost_before = now - timedelta(seconds=settings.CHARGE_CALLBACK_REDISPATCH_S)
+    with transaction.atomic():
+        due = list(
+            CallbackDelivery.objects.filter(
+                Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before),
+                status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
+                next_attempt_at__lte=now,
+            )
+            .order_by("next_attempt_at")
+            # A worker claiming one of these waits for this short transaction instead of racing it.
+            .select_for_update(skip_locked=True)
+            .values_list("request_id", flat=True)[:limit]
         )
-        .order_by("next_attempt_at")
-        .values_list("request_id", flat=True)[:limit]
-    )
+        CallbackDelivery.objects.filter(request_id__in=due).update(dispatched_at=now)
     for request_id in due:
-        current_app.send_task(DELIVER_TASK, kwargs={"request_id": str(request_id)})
+        _deliver_task_send(request_id=str(request_id))
     return len(due)
 
 
 def delivery_redeliver(*, delivery: CallbackDelivery) -> None:
     """Operator's replay: one more attempt now, whatever the delivery's state."""
     with transaction.atomic():
+        now = timezone.now()
         CallbackDelivery.objects.filter(pk=delivery.pk).update(
-            status=CallbackDelivery.Status.RETRYING, next_attempt_at=timezone.now()
+            status=CallbackDelivery.Status.RETRYING, next_attempt_at=now, dispatched_at=now
         )
         delivery_enqueue(request_id=str(delivery.pk))

@@ -8,6 +8,7 @@ station burst after a quiet minute without letting anyone exceed the sustained r
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ return {allowed, wait_ms}
 """
 
 
+# EVALSHA by the script's digest: its text is sent (and hashed by Redis) only when Redis does not
+# know it yet: the first request after a start or a restart of Redis.
+_TAKE_SHA = hashlib.sha1(_TAKE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+def _take(key: str, *args: str | float) -> list[int]:
+    client = redis_client()
+    try:
+        return client.evalsha(_TAKE_SHA, 1, key, *args)
+    except redis.exceptions.NoScriptError:
+        return client.eval(_TAKE, 1, key, *args)
+
+
 @dataclass(frozen=True)
 class RateDecision:
     allowed: bool
@@ -51,9 +65,7 @@ class RateDecision:
 def rate_limit_take(*, client_id: int, rate_per_s: float, burst: int) -> RateDecision:
     """Take one token from the client's bucket. Fails open (allowed) when Redis is unreachable."""
     try:
-        allowed, wait_ms = redis_client().eval(
-            _TAKE, 1, f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}"
-        )
+        allowed, wait_ms = _take(f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}")
     except redis.RedisError as exc:
         # An unreachable Redis must not take the API down with it; the limit is a guard, not a gate.
         logger.warning("rate_limit_unavailable", client_id=client_id, error=repr(exc))

@@ -24,5 +24,5 @@ access_log=(--access-logfile -)
 [ "${API_ACCESS_LOG:-1}" = 0 ] && access_log=()
 exec .venv/bin/gunicorn project.wsgi \
   --bind "127.0.0.1:${API_PORT:-8000}" \
-  --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" \
+  --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" --preload \
   "${access_log[@]}" --log-level warning

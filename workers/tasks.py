@@ -58,10 +58,15 @@ def authorize(self: Task, *, request_id: str, backend_failed: bool = False) -> N
         ) from exc
 
 
-@shared_task(name="callbacks.deliver")
-def deliver(*, request_id: str) -> None:
+@shared_task(name="callbacks.deliver", bind=True, max_retries=DB_MAX_RETRIES)
+def deliver(self: Task, *, request_id: str) -> None:
     """One attempt of a callback delivery, if it is due; the schedule lives in the database."""
-    delivery_attempt(request_id=request_id)
+    try:
+        delivery_attempt(request_id=request_id)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is away (a restart): this task is the delivery's queued one, so it must come
+        # back itself; the dispatch sweep leaves a delivery with a queued task alone.
+        raise self.retry(countdown=DB_RETRY_DELAY_S, exc=exc) from exc
 
 
 @shared_task(name="charging.expire_overdue")

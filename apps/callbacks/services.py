@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -54,22 +54,23 @@ def callback_body(*, request: ChargingRequest) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-def _deliver_task_send(*, request_id: str, countdown: float | None = None) -> None:
-    """Queue one attempt; if the broker refuses it, mark the delivery as having no task waiting.
+def _deliver_task_send(*, request_id: str, due_at: datetime, countdown: float | None = None) -> None:
+    """Queue one attempt, then mark the delivery as having a task waiting (`dispatched_at`).
 
-    The row says `dispatched_at` (a task is queued) before the task exists; when sending fails the
-    mark is taken back, so the next dispatch sweep sends it instead of presuming it queued.
+    Marked only once the broker has the task: a process that dies in between leaves the delivery
+    unmarked, and the dispatch sweep sends it again (a duplicate at worst, which the claim makes
+    harmless), never a delivery that waits for a task nobody sent. The mark is conditional on
+    next_attempt_at still being `due_at`: a worker that has already claimed it moved that on.
     """
-    try:
-        current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=countdown)
-    except Exception:
-        CallbackDelivery.objects.filter(request_id=uuid.UUID(request_id)).update(dispatched_at=None)
-        raise
+    current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=countdown)
+    CallbackDelivery.objects.filter(request_id=uuid.UUID(request_id), next_attempt_at=due_at).update(
+        dispatched_at=timezone.now()
+    )
 
 
-def delivery_enqueue(*, request_id: str) -> None:
+def delivery_enqueue(*, request_id: str, due_at: datetime) -> None:
     """Queue one attempt once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: _deliver_task_send(request_id=request_id))
+    transaction.on_commit(lambda: _deliver_task_send(request_id=request_id, due_at=due_at))
 
 
 def delivery_create(*, request: ChargingRequest) -> CallbackDelivery | None:
@@ -83,9 +84,8 @@ def delivery_create(*, request: ChargingRequest) -> CallbackDelivery | None:
         url=request.callback_url,
         body=callback_body(request=request),
         next_attempt_at=now,
-        dispatched_at=now,
     )
-    delivery_enqueue(request_id=str(request.request_id))
+    delivery_enqueue(request_id=str(request.request_id), due_at=now)
     return delivery
 
 
@@ -176,12 +176,12 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
             last_error=error[:500],
             next_attempt_at=next_at,
             delivered_at=now if outcome == AttemptOutcome.DELIVERED else None,
-            dispatched_at=now if requeue_now else None,
+            dispatched_at=None,
             updated_at=now,
         )
-    if requeue_now and requeue_in_s is not None:
+    if requeue_now and next_at is not None and requeue_in_s is not None:
         # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
-        _deliver_task_send(request_id=request_id, countdown=requeue_in_s + 0.5)
+        _deliver_task_send(request_id=request_id, due_at=next_at, countdown=requeue_in_s + 0.5)
     logger.info(
         "callback_attempt",
         request_id=request_id,
@@ -205,21 +205,18 @@ def deliveries_dispatch_due(*, limit: int = 1000) -> int:
     """
     now = timezone.now()
     lost_before = now - timedelta(seconds=settings.CHARGE_CALLBACK_REDISPATCH_S)
-    with transaction.atomic():
-        due = list(
-            CallbackDelivery.objects.filter(
-                Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before),
-                status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
-                next_attempt_at__lte=now,
-            )
-            .order_by("next_attempt_at")
-            # A worker claiming one of these waits for this short transaction instead of racing it.
-            .select_for_update(skip_locked=True)
-            .values_list("request_id", flat=True)[:limit]
+    due = list(
+        CallbackDelivery.objects.filter(
+            Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before),
+            status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
+            next_attempt_at__lte=now,
         )
-        CallbackDelivery.objects.filter(request_id__in=due).update(dispatched_at=now)
-    for request_id in due:
-        _deliver_task_send(request_id=str(request_id))
+        .order_by("next_attempt_at")
+        .values_list("request_id", "next_attempt_at")[:limit]
+    )
+    for request_id, due_at in due:
+        if due_at is not None:  # (always: the filter above asks next_attempt_at <= now)
+            _deliver_task_send(request_id=str(request_id), due_at=due_at)
     return len(due)
 
 
@@ -228,6 +225,6 @@ def delivery_redeliver(*, delivery: CallbackDelivery) -> None:
     with transaction.atomic():
         now = timezone.now()
         CallbackDelivery.objects.filter(pk=delivery.pk).update(
-            status=CallbackDelivery.Status.RETRYING, next_attempt_at=now, dispatched_at=now
+            status=CallbackDelivery.Status.RETRYING, next_attempt_at=now, dispatched_at=None
         )
-        delivery_enqueue(request_id=str(delivery.pk))
+        delivery_enqueue(request_id=str(delivery.pk), due_at=now)

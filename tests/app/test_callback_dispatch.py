@@ -101,9 +101,21 @@ def test_a_task_the_broker_refused_is_sent_by_the_next_sweep(
     sent.refuse = True
     with pytest.raises(ConnectionError), django_capture_on_commit_callbacks(execute=True):
         services.delivery_create(request=request)
-    # The decision and its delivery stay; the mark that a task is queued was taken back.
+    # The decision and its delivery stay, not marked as having a queued task: the sweep sends it.
     assert CallbackDelivery.objects.get(request_id=request.request_id).dispatched_at is None
 
     sent.refuse = False
     assert services.deliveries_dispatch_due() == 1
     assert sent.request_ids == [str(request.request_id)]
+
+
+def test_a_new_delivery_is_marked_once_its_task_is_sent(
+    sent: SentTasks, log_row: LogRow, django_capture_on_commit_callbacks: Any
+) -> None:
+    request = log_row(client=None, status=ChargingRequest.DecisionStatus.ALLOWED)
+    request.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delivery_create(request=request)
+    assert sent.request_ids == [str(request.request_id)]
+    assert CallbackDelivery.objects.get(request_id=request.request_id).dispatched_at is not None
+    assert services.deliveries_dispatch_due() == 0

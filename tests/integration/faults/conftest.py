@@ -1,6 +1,6 @@
 """A whole stack under steady load for the fault tests: gunicorn api, bridge, workers, beat, receivers.
 
-Each test sends about FAULT_REQUESTS requests (400 by default in `make test`, 2,000 for the full run)
+Each test sends about FAULT_REQUESTS requests (300 by default in `make test`, 2,000 for the full run)
 at FAULT_RATE requests/s (100) to the api over HTTP, breaks one part of the stack while they flow,
 and then counts: every accepted request has exactly one decision and at least one delivery attempt.
 """
@@ -27,7 +27,7 @@ from apps.charging.topics import topics_ensure
 from tests.integration.conftest import Pipeline
 from tests.stack import ManagedProcess, Service, free_port, start_kafka, wait_until
 
-FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "400"))
+FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "300"))
 FAULT_RATE = float(os.environ.get("FAULT_RATE", "100"))
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "FAULT-TOKEN-0123456789"

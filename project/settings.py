@@ -127,8 +127,8 @@ else:
     # Reuse connections across requests and tasks; check them before use after a database restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Server-side parameters let psycopg prepare the statements a process runs again and again (the
-    # decision's ACL read, the log's conditional update): PostgreSQL plans them once per connection.
+    # Server-side parameters let psycopg prepare repeated statements; off because `make bench`
+    # showed no gain end to end (README "Benchmarks"), kept as a knob for other machines.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
         "DB_SERVER_SIDE_BINDING", default=False
     )
@@ -295,8 +295,8 @@ LOGGING = {
         # restarts; our producer and bridge log the failures that matter, with request ids.
         "kafka": {"level": env.str("KAFKA_LOG_LEVEL", default="CRITICAL")},
         "django.db.backends": {"level": "WARNING"},
-        # Celery's own line per task received and succeeded; our services log each decision and
-        # callback attempt with its request_id, so these two lines per task only cost CPU.
+        # Celery's own line per task received and succeeded. INFO: operators read them; WARNING
+        # saves ~0.6 ms of CPU per task (our services still log each decision and callback attempt).
         "celery.app.trace": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
         "celery.worker.strategy": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
     },

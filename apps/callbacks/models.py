@@ -28,9 +28,9 @@ class CallbackDelivery(models.Model):
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # When a deliver task for it was put on the queue and not yet taken by a worker (None: no task is
-    # waiting). The dispatch sweep skips deliveries whose task is still queued, so a backlog in the
-    # callbacks queue is not multiplied by re-sent duplicates.
+    # When the broker took a deliver task for it that no worker has taken yet (None: no task is
+    # waiting; set after the publish, cleared by the claim). The dispatch sweep skips deliveries
+    # whose task is still queued, so a backlog in the callbacks queue is not multiplied by duplicates.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -155,9 +155,6 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
         outcome = AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED
         if not error:
             error = f"HTTP {http_status}"
-    # Retries due soon are queued now with a countdown; later ones wait for the dispatch sweep.
-    requeue_in_s = (next_at - now).total_seconds() if next_at is not None else None
-    requeue_now = requeue_in_s is not None and requeue_in_s <= COUNTDOWN_MAX_S
 
     with transaction.atomic():
         CallbackAttempt.objects.create(
@@ -179,9 +176,9 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
             dispatched_at=None,
             updated_at=now,
         )
-    if requeue_now and next_at is not None and requeue_in_s is not None:
+    if next_at is not None and (delay_s := (next_at - now).total_seconds()) <= COUNTDOWN_MAX_S:
         # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
-        _deliver_task_send(request_id=request_id, due_at=next_at, countdown=requeue_in_s + 0.5)
+        _deliver_task_send(request_id=request_id, due_at=next_at, countdown=delay_s + 0.5)
     logger.info(
         "callback_attempt",
         request_id=request_id,

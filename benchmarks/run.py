@@ -803,6 +803,7 @@ def phase_ladder(ctx: PhaseContext) -> dict[str, Any]:
             )
             break
         label = f"b) ladder {rate}/s"
+        settled = _settle(ctx, label) if steps else None  # the phase itself settled before the first
         _say(f"{ctx.elapsed()} {label}: {scale.step_s:.0f} s, open loop")
         with ctx.profiler.during(f"ladder:{rate}"):
             state, accepted, t0, t1, cpu0 = _open_loop_step(ctx, label, rate, scale.step_s)
@@ -827,6 +828,7 @@ def phase_ladder(ctx: PhaseContext) -> dict[str, Any]:
         )
         step = {
             "offered_per_s": rate,
+            "settled_before": settled,
             "duration_s": round(window, 2),
             "requests": len(state.samples),
             "accepted": len(accepted),
@@ -945,7 +947,10 @@ def phase_sync(ctx: PhaseContext) -> dict[str, Any]:
 def _phase_command(ctx: PhaseContext, phase: str, **knobs: Any) -> str:
     parts = [f"BENCH_SCALE={ctx.scale.name}", f"BENCH_PHASES={phase}"]
     parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items()]
-    return " ".join(parts) + " " + ctx.base_command
+    named = {part.split("=", 1)[0] for part in parts}
+    # The run's own knobs, less those this phase's command already names.
+    rest = [word for word in shlex.split(ctx.base_command) if word.split("=", 1)[0] not in named]
+    return " ".join(parts) + " " + shlex.join(rest)
 
 
 def _warmup(ctx: PhaseContext) -> None:
@@ -1180,6 +1185,46 @@ def _service_groups(stack: Stack) -> dict[str, int]:
     return groups
 
 
+CELERY_QUEUES = ("authorize", "callbacks")
+# Tasks a worker has taken but not acknowledged yet (acks_late) sit in this hash of the Redis transport.
+CELERY_UNACKED_KEY = "unacked"
+
+
+def _celery_backlog(ctx: PhaseContext) -> dict[str, int]:
+    import redis
+
+    client = redis.Redis.from_url(ctx.stack.env["REDIS_URL"])
+    try:
+        backlog = {queue: int(client.llen(queue)) for queue in CELERY_QUEUES}
+        backlog["unacked"] = int(client.hlen(CELERY_UNACKED_KEY))
+        return backlog
+    finally:
+        client.close()
+
+
+def _settle(ctx: PhaseContext, label: str, *, max_wait_s: float = 600.0) -> dict[str, Any]:
+    """Wait until the Celery queues are empty, so a phase does not pay for the backlog of the one before.
+
+    A step that fell behind leaves tasks queued for requests the deadline sweep has already answered
+    `unknown`: they are no-ops for the decision log, yet each still costs a worker a task's CPU.
+    """
+    started = time.monotonic()
+    limit = min(max_wait_s, max(ctx.time_left() - 60.0, 0.0))
+    shown = started
+    while True:
+        backlog = _celery_backlog(ctx)
+        waited = time.monotonic() - started
+        if not any(backlog.values()) or waited >= limit:
+            break
+        if time.monotonic() - shown >= 5.0:
+            _say(f"{ctx.elapsed()} {label}: waiting for the queues to empty first: {backlog}")
+            shown = time.monotonic()
+        time.sleep(0.5)
+    if any(backlog.values()):
+        _say(f"{ctx.elapsed()} {label}: starting with tasks still queued after {waited:.0f} s: {backlog}")
+    return {"waited_s": round(waited, 1), "left_queued": backlog}
+
+
 def _run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
     runners = {"burst": phase_burst, "accept": phase_accept, "ladder": phase_ladder, "sync": phase_sync}
     results: dict[str, Any] = {}
@@ -1187,9 +1232,11 @@ def _run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
     _warmup(ctx)
     for phase in PHASES:
         if phase in phases:
+            settled = _settle(ctx, phase)
             # The ladder profiles each of its steps by itself.
             with contextlib.nullcontext() if phase == "ladder" else ctx.profiler.during(phase):
                 results[phase] = runners[phase](ctx)
+            results[phase]["settled_before"] = settled
             pss[phase] = ctx.sampler.pss()
     results["resources"] = _resources(ctx, results, pss)
     return results

@@ -37,9 +37,9 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     argv = [sys.executable, "-m", "benchmarks.run", "--scale", "tiny", "--out", str(out)]
     # Its own Redis database: the Celery queues of other tests' workers stay apart.
     argv += ["--work", str(tmp_path / "work"), "--redis-db", "9"]
-    run = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=420, check=False)
-    output = run.stdout[-6000:] + run.stderr[-4000:]
-    assert run.returncode == 0, output
+    returncode, stdout, stderr = _run_harness(argv, env=env, timeout=420)
+    output = stdout[-6000:] + stderr[-4000:]
+    assert returncode == 0, output
 
     reports = list(out.glob("*-tiny.json"))
     assert len(reports) == 1, output
@@ -69,3 +69,24 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     assert resources["process_groups"].keys() >= STACK_GROUPS
     assert resources["stack_peak_rss_bytes"] > 0
     assert resources["cpu_reference_step"]["stack_cpu_s_per_1000_decisions"] > 0
+
+
+def _run_harness(argv: list[str], *, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    """Run the harness; on timeout or any interruption, SIGTERM it first so it stops the stack it started.
+
+    subprocess.run would SIGKILL it and leave Kafka, Redis, PostgreSQL and the workers running.
+    """
+    process = subprocess.Popen(
+        argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        process.terminate()
+        try:
+            process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        raise
+    return process.returncode, stdout, stderr

@@ -123,20 +123,56 @@ class Profiler:
         self._running.clear()
 
 
+REPO_PREFIX = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def _frame_name(frame: str) -> str:
     # py-spy raw frames: "function (path/to/file.py:line)"; one line is one place, not one function.
     name, _, where = frame.partition(" (")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "/lib/python3"):
+    for marker in ("site-packages/", REPO_PREFIX, "/lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{name} ({path})" if path else name
+
+
+OUR_TOP_LEVEL = frozenset({"apps", "workers", "project", "manage.py", "benchmarks"})
+
+
+def _frame_path(frame: str) -> str:
+    """The file of a frame, relative as py-spy prints it ("celery/app/trace.py", "apps/...")."""
+    path = frame.partition(" (")[2].rsplit(":", 1)[0]
+    for marker in ("site-packages/", REPO_PREFIX, "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            if marker == "/lib/python3":
+                path = path.split("/", 1)[-1]  # "3.11/threading.py" → "threading.py"
+    return path
+
+
+def _frame_package(frame: str) -> str:
+    """Whose code a frame runs: ours (apps/, workers/, project/), an installed package, or Python's."""
+    path = _frame_path(frame)
+    if not path:
+        return "native or unknown"
+    top = path.split("/", 1)[0]
+    if top in OUR_TOP_LEVEL:
+        return f"ours: {top}"
+    if path.startswith("<frozen") or top.removesuffix(".py") in sys.stdlib_module_names:
+        return "python (standard library)"
+    return top.removesuffix(".py")
+
+
+def _is_ours(frame: str) -> bool:
+    return _frame_path(frame).split("/", 1)[0] in OUR_TOP_LEVEL
 
 
 def collapsed_summary(text: str, *, top: int = 40) -> str:
     """The functions with the most samples in py-spy's collapsed stacks: inclusive and self."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    by_package: Counter[str] = Counter()
+    under_ours = 0
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -144,19 +180,28 @@ def collapsed_summary(text: str, *, top: int = 40) -> str:
             continue
         count = int(count_text)
         total += count
-        frames = [_frame_name(f) for f in stack.split(";")]
+        raw = stack.split(";")
+        frames = [_frame_name(f) for f in raw]
         for name in set(frames):
             inclusive[name] += count
         own[frames[-1]] += count
+        by_package[_frame_package(raw[-1])] += count
+        under_ours += count if any(_is_ours(f) for f in raw) else 0
     if not total:
         return "no samples\n"
 
-    def table(counter: Counter[str]) -> list[str]:
-        return [f"{100 * n / total:6.1f} %  {name}" for name, n in counter.most_common(top)]
+    def table(counter: Counter[str], limit: int = top) -> list[str]:
+        return [f"{100 * n / total:6.1f} %  {name}" for name, n in counter.most_common(limit)]
 
     return "\n".join(
         [
             f"{total} samples",
+            "",
+            f"under our code (a frame of apps/, workers/ or project/ on the stack): "
+            f"{100 * under_ours / total:.1f} %",
+            "",
+            "self, by whose code runs (the sample's innermost frame):",
+            *table(by_package, 25),
             "",
             "inclusive (the function and what it calls):",
             *table(inclusive),

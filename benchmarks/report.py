@@ -138,6 +138,17 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             command=resources.get("command"),
         )
     )
+    idle = _get(resources, "idle", "stack_cpu_cores")
+    out.append(
+        _target(
+            "stack CPU with no load (after the warm-up, queues empty)",
+            "(no target)",
+            idle,
+            "cores",
+            met=None,
+            command=resources.get("command"),
+        )
+    )
     return out
 
 

@@ -85,6 +85,8 @@ class Scale:
     max_run_s: float
     stations: int = 200
     tokens: int = 2000
+    # The stack's CPU with no load at all, after the warm-up: the floor every rate pays.
+    idle_s: float = 10.0
 
 
 SCALES = {
@@ -108,6 +110,7 @@ SCALES = {
         max_run_s=380,
         stations=20,
         tokens=100,
+        idle_s=2,
     ),
     "full": Scale(
         name="full",
@@ -148,6 +151,7 @@ ENV_KNOBS = {
     "BENCH_DRAIN_STALL_S": ("drain_stall_s", float),
     "BENCH_E2E_P99_LIMIT_MS": ("e2e_p99_limit_ms", float),
     "BENCH_MAX_S": ("max_run_s", float),
+    "BENCH_IDLE_S": ("idle_s", float),
 }
 
 # Settings of the stack that tuning moves; recorded in the report as the environment gave them.
@@ -1230,6 +1234,7 @@ def _run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     pss: dict[str, dict[str, int]] = {}
     _warmup(ctx)
+    idle = _idle(ctx)
     for phase in PHASES:
         if phase in phases:
             settled = _settle(ctx, phase)
@@ -1239,7 +1244,26 @@ def _run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
             results[phase]["settled_before"] = settled
             pss[phase] = ctx.sampler.pss()
     results["resources"] = _resources(ctx, results, pss)
+    results["resources"]["idle"] = idle
     return results
+
+
+def _idle(ctx: PhaseContext) -> dict[str, Any]:
+    """CPU of every process while nothing is sent: polling, heartbeats, sweeps, Flower's refreshes."""
+    _settle(ctx, "idle")
+    seconds = ctx.scale.idle_s
+    cpu0 = ctx.sampler.cpu_seconds()
+    time.sleep(seconds)
+    cpu = _cpu_delta(cpu0, ctx.sampler.cpu_seconds())
+    cores = {name: round(value / seconds, 3) for name, value in cpu.items()}
+    stack = round(_stack_cpu(cpu, HARNESS) / seconds, 3)
+    _say(f"{ctx.elapsed()} idle: the stack uses {stack} cores with no load ({seconds:g} s)")
+    return {
+        "what": "CPU cores used by each process with no load, after the warm-up and with the queues empty",
+        "duration_s": seconds,
+        "cpu_cores": cores,
+        "stack_cpu_cores": stack,
+    }
 
 
 def _consistency_passed(results: dict[str, Any]) -> bool:

@@ -21,6 +21,7 @@ ruff check .
 step "mypy"
 mypy .
 step "pytest ${PYTEST_ARGS:-}"
+# --durations: every run ends with its slowest tests, where time work starts.
 # shellcheck disable=SC2086
-pytest ${PYTEST_ARGS:-}
+pytest --durations=15 ${PYTEST_ARGS:-}
 echo "make test: all green in $((SECONDS - started)) s"

@@ -69,6 +69,9 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     assert resources["process_groups"].keys() >= STACK_GROUPS
     assert resources["stack_peak_rss_bytes"] > 0
     assert resources["cpu_reference_step"]["stack_cpu_s_per_1000_decisions"] > 0
+    assert resources["idle"]["cpu_cores"].keys() >= STACK_GROUPS
+    for name in ("burst", "accept", "ladder", "sync"):
+        assert phases[name]["settled_before"]["left_queued"] == {"authorize": 0, "callbacks": 0, "unacked": 0}
 
 
 def _run_harness(argv: list[str], *, env: dict[str, str], timeout: float) -> tuple[int, str, str]:

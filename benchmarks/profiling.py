@@ -164,7 +164,8 @@ def _frame_package(frame: str) -> str:
 
 
 def _is_ours(frame: str) -> bool:
-    return _frame_path(frame).split("/", 1)[0] in OUR_TOP_LEVEL
+    # The application's code only: manage.py and benchmarks/ are entry points around it.
+    return _frame_path(frame).split("/", 1)[0] in {"apps", "workers", "project"}
 
 
 def collapsed_summary(text: str, *, top: int = 40) -> str:
@@ -211,3 +212,11 @@ def collapsed_summary(text: str, *, top: int = 40) -> str:
             "",
         ]
     )
+
+
+if __name__ == "__main__":
+    # The summary of any py-spy raw/collapsed file, e.g. of a benchmark run under py-spy directly:
+    #   py-spy record --gil --format raw -o hot.txt -- .venv/bin/python -m benchmarks.hot_paths
+    #   .venv/bin/python -m benchmarks.profiling hot.txt
+    for name in sys.argv[1:] or ["/dev/stdin"]:
+        sys.stdout.write(collapsed_summary(Path(name).read_text()))

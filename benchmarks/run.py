@@ -997,7 +997,7 @@ def _git(*args: str) -> str:
     try:
         return subprocess.run(
             ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
+        ).stdout.rstrip()  # never the left: `status --porcelain` begins with a meaningful blank
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -1295,7 +1295,8 @@ def _document(
         "machine": {**_machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "commit": {
             "sha": _git("rev-parse", "HEAD"),
-            "dirty_files": [line[3:] for line in _git("status", "--porcelain").splitlines()],
+            # -z: NUL-separated "XY path" entries, paths never quoted.
+            "dirty_files": [entry[3:] for entry in _git("status", "--porcelain", "-z").split("\0") if entry],
         },
         "versions": _versions(env),
         "settings": _settings_used(env),

@@ -1,0 +1,269 @@
+"""What our own code costs per call, in one process, without the servers around it.
+
+`make bench` measures each process of the stack under load; this measures the code those processes
+run, one call after another in a single thread, so the report can tell our share of a process's
+CPU from gunicorn's, Celery's and the contention of two busy cores:
+
+  sync_authorize     POST /api/v1/authorize through Django's WSGI handler: middleware, ninja, the
+                     key check, the rate-limit script in Redis, the ACL query, the logged decision
+  decide             charging_request_decide on a pending row: the body of charging.authorize,
+                     including publishing callbacks.deliver to Redis once the decision commits
+  deliver            delivery_attempt: the body of callbacks.deliver, a signed POST to a receiver on
+                     loopback (benchmarks/receiver.py, its own process) and the attempt recorded
+  send_task          Celery's send_task of one authorize message: what the bridge pays per message
+
+    .venv/bin/python -m benchmarks.hot_paths [--calls 2000] [--out benchmarks/results]
+
+It starts its own redis-server and PostgreSQL on free loopback ports (compose/local/redis.sh and
+postgres.sh) in a temporary folder, migrates, seeds one station, token and grant, and stops both
+at the end. Figures are CPU time (time.process_time: this process only, not PostgreSQL's or Redis's)
+and wall time per call, after a warm-up of 10 % of the calls.
+"""
+
+# Django is imported inside functions: only after the environment points at our own services.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.processes import REPO, Process, free_port, wait_until
+
+LOCAL = REPO / "compose" / "local"
+BENCH_QUEUE = "bench-hot-paths"  # no worker listens: the published messages are only counted, then dropped
+
+
+def _measure(name: str, calls: int, call: Callable[[int], None]) -> dict[str, Any]:
+    warmup = max(calls // 10, 10)
+    for i in range(warmup):
+        call(i)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(warmup, warmup + calls):
+        call(i)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    result = {
+        "calls": calls,
+        "cpu_ms_per_call": round(cpu * 1000 / calls, 3),
+        "wall_ms_per_call": round(wall * 1000 / calls, 3),
+    }
+    cpu_ms, wall_ms = result["cpu_ms_per_call"], result["wall_ms_per_call"]
+    print(f"hot paths: {name}: {cpu_ms} ms CPU, {wall_ms} ms wall per call", flush=True)
+    return result
+
+
+def _services_start(work: Path) -> dict[str, str]:
+    redis_port, pg_port = free_port(), free_port()
+    subprocess.run(
+        ["bash", str(LOCAL / "redis.sh"), "start", "--port", str(redis_port), "--data", str(work / "redis")],
+        check=True,
+    )
+    pg = ["bash", str(LOCAL / "postgres.sh")]
+    subprocess.run([*pg, "start", "--port", str(pg_port), "--data", str(work / "postgres")], check=True)
+    subprocess.run(
+        [*pg, "ensure-db", "--port", str(pg_port), "--data", str(work / "postgres"), "--db", "charge"],
+        check=True,
+    )
+    return {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/charge",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+    }
+
+
+def _services_stop(work: Path) -> None:
+    subprocess.run(["bash", str(LOCAL / "redis.sh"), "stop", "--data", str(work / "redis")], check=False)
+    subprocess.run(
+        ["bash", str(LOCAL / "postgres.sh"), "stop", "--data", str(work / "postgres")], check=False
+    )
+
+
+@dataclass
+class Seeded:
+    station_id: str
+    token: str
+    api_key: str
+    client: Any
+
+
+def _seed() -> Seeded:
+    from apps.access.services import grant_create, station_create, token_create
+    from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
+
+    station = station_create(station_id=str(uuid.uuid4()))
+    token = token_create(value="HOTPATH" + uuid.uuid4().hex[:16].upper())
+    grant_create(token=token, station=station)
+    client = api_client_get_or_create(name="hot-paths")
+    client.rate_limit_per_s = 1_000_000
+    client.save()
+    _, key = api_key_create(client=client, scopes=ALL_SCOPES)
+    return Seeded(station_id=station.station_id, token=token.value, api_key=key, client=client)
+
+
+def _sync_authorize(seeded: Seeded) -> Callable[[int], None]:
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+    body = json.dumps({"station_id": seeded.station_id, "driver_token": seeded.token}).encode()
+
+    def call(_: int) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/authorize",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": f"Bearer {seeded.api_key}",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+        }
+        status: list[str] = []
+
+        def start_response(line: str, _headers: Any, _exc_info: Any = None) -> Callable[[bytes], object]:
+            status.append(line)
+            return lambda _data: None
+
+        b"".join(handler(environ, start_response))
+        if not status[0].startswith("200"):
+            raise RuntimeError(f"/api/v1/authorize answered {status[0]}")
+
+    return call
+
+
+def _pending(seeded: Seeded, count: int, callback_url: str) -> list[str]:
+    from django.utils import timezone
+
+    from apps.charging.models import ChargingRequest
+
+    now = timezone.now()
+    ids = [uuid.uuid4() for _ in range(count)]
+    ChargingRequest.objects.bulk_create(
+        ChargingRequest(
+            request_id=request_id,
+            client=seeded.client,
+            station_id=seeded.station_id,
+            driver_token=seeded.token,
+            callback_url=callback_url,
+            source=ChargingRequest.Source.ASYNC,
+            requested_at=now,
+            deadline=now + timedelta(hours=1),
+        )
+        for request_id in ids
+    )
+    return [str(request_id) for request_id in ids]
+
+
+def _run(calls: int, work: Path) -> dict[str, Any]:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+    import redis
+    from celery import current_app
+    from django.conf import settings
+
+    import workers  # noqa: F401 - the Celery app, configured from settings
+    from apps.callbacks.services import delivery_attempt
+    from apps.charging.services import charging_request_decide
+
+    seeded = _seed()
+    ready = work / "receiver.port"
+    receiver = Process(
+        "receiver",
+        [sys.executable, "-m", "benchmarks.receiver", "--port", "0", "--ready-file", str(ready)],
+        work / "receiver.log",
+        {**os.environ, "BENCH_RECEIVER_SECRET": seeded.client.callback_secret},
+    ).start()
+    try:
+        wait_until(ready.exists, timeout=30, what="callback receiver")
+        callback_url = f"http://127.0.0.1:{int(ready.read_text())}/callback"
+        results: dict[str, Any] = {
+            "sync_authorize": _measure("sync_authorize", calls, _sync_authorize(seeded))
+        }
+        pending = _pending(seeded, calls + max(calls // 10, 10), callback_url)
+
+        def decide(i: int) -> None:
+            if not charging_request_decide(request_id=pending[i]):
+                raise RuntimeError(f"{pending[i]} was not decided")
+
+        def deliver(i: int) -> None:
+            if delivery_attempt(request_id=pending[i]) is None:
+                raise RuntimeError(f"no delivery attempt for {pending[i]}")
+
+        def send_task(i: int) -> None:
+            current_app.send_task("charging.authorize", kwargs={"request_id": pending[i]}, queue=BENCH_QUEUE)
+
+        results["decide"] = _measure("decide", calls, decide)
+        results["deliver"] = _measure("deliver", calls, deliver)
+        results["send_task"] = _measure("send_task", calls, send_task)
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(BENCH_QUEUE)
+        return results
+    finally:
+        receiver.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="charge-hot-paths-"))
+    work.chmod(0o711)  # PostgreSQL runs as the postgres user, which must reach its data directory inside
+    load_before = os.getloadavg()
+    try:
+        os.environ.update(
+            _services_start(work),
+            DJANGO_SETTINGS_MODULE="project.settings",
+            SECRET_KEY=os.environ.get("SECRET_KEY", "hot-paths-only-secret-key"),
+            CHARGE_CALLBACK_ALLOW_PRIVATE="1",
+            CHARGE_LOCAL_DIR=str(work / "local"),
+            # One line per call would measure the terminal; the stack logs at INFO (see README).
+            LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
+        )
+        results = _run(args.calls, work)
+    finally:
+        _services_stop(work)
+        shutil.rmtree(work, ignore_errors=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=REPO
+    )
+    report = {
+        "what": "CPU and wall time per call of our code in one thread of one process (see the module doc)",
+        "command": f".venv/bin/python -m benchmarks.hot_paths --calls {args.calls}",
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()},
+        "commit": commit.stdout.strip(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_before": load_before,
+        "log_level": os.environ["LOG_LEVEL"],
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"hot-paths-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"hot paths: report {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -103,6 +103,7 @@ def main() -> int:
     try:
         os.environ.update(
             DJANGO_SETTINGS_MODULE="project.settings",
+            SECRET_KEY=os.environ.get("SECRET_KEY", "celery-floor-only-secret-key"),
             CELERY_BROKER_URL=_redis(port, 0),
             REDIS_URL=_redis(port, 1),
             CHARGE_LOCAL_DIR=str(work / "local"),

@@ -184,6 +184,11 @@ CHARGE_CALLBACK_CLAIM_LEASE_S = env.float("CHARGE_CALLBACK_CLAIM_LEASE_S", defau
 # A deliver task queued this long ago and never taken is presumed lost (Redis lost it) and queued
 # again by callbacks.dispatch_due; the broker's visibility timeout, so a slow queue is not doubled.
 CHARGE_CALLBACK_REDISPATCH_S = env.float("CHARGE_CALLBACK_REDISPATCH_S", default=300.0)
+# With the callbacks queue empty, a task queued this long ago and still not taken is not waiting in
+# it: a worker that exited holding it has it (kombu's Redis transport can exit on a reconnection
+# before it gives its unacknowledged tasks back, which then return only after the visibility
+# timeout). The delivery is queued again; the duplicate, should the first come back, finds it done.
+CHARGE_CALLBACK_REDISPATCH_IDLE_S = env.float("CHARGE_CALLBACK_REDISPATCH_IDLE_S", default=30.0)
 # Signs callbacks of requests that came from another producer on the topic (no API client).
 CHARGE_DEFAULT_CALLBACK_SECRET = env.str("CHARGE_DEFAULT_CALLBACK_SECRET", default="")
 

@@ -28,6 +28,7 @@ from project.kv import redis_client
 DB_RETRY_DELAY_S = 1.0
 DB_MAX_RETRIES = 600
 AUTHORIZE_QUEUE = "authorize"
+CALLBACKS_QUEUE = "callbacks"
 
 
 @task_prerun.connect
@@ -90,7 +91,7 @@ def requeue_stale() -> int:
 @shared_task(name="callbacks.dispatch_due")
 def dispatch_due() -> int:
     """Beat: enqueue an attempt for every callback delivery whose next attempt is due."""
-    return deliveries_dispatch_due()
+    return deliveries_dispatch_due(queue_empty=_queue_length(CALLBACKS_QUEUE) == 0)
 
 
 @shared_task(name="ops.ping")

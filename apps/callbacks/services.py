@@ -192,16 +192,21 @@ def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
     return outcome
 
 
-def deliveries_dispatch_due(*, limit: int = 1000) -> int:
+def deliveries_dispatch_due(*, limit: int = 1000, queue_empty: bool = False) -> int:
     """Queue an attempt for every open delivery that is due and has no task waiting (beat).
 
     Due and without a task: retries scheduled beyond the countdown window, attempts whose worker
     died (due again once the claim's lease has passed), and tasks queued so long ago that Redis must
     have lost them. A delivery whose task still waits in a long queue is left alone: sending it again
-    would only lengthen the queue with tasks that find nothing to do.
+    would only lengthen the queue with tasks that find nothing to do. When the caller saw the queue
+    empty (`queue_empty`), a task queued CHARGE_CALLBACK_REDISPATCH_IDLE_S ago and not taken is
+    waiting nowhere but in a worker that exited with it, and is sent again much sooner.
     """
     now = timezone.now()
-    lost_before = now - timedelta(seconds=settings.CHARGE_CALLBACK_REDISPATCH_S)
+    presumed_lost_after = (
+        settings.CHARGE_CALLBACK_REDISPATCH_IDLE_S if queue_empty else settings.CHARGE_CALLBACK_REDISPATCH_S
+    )
+    lost_before = now - timedelta(seconds=presumed_lost_after)
     due = list(
         CallbackDelivery.objects.filter(
             Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before),

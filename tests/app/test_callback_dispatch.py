@@ -119,3 +119,24 @@ def test_a_new_delivery_is_marked_once_its_task_is_sent(
     assert sent.request_ids == [str(request.request_id)]
     assert CallbackDelivery.objects.get(request_id=request.request_id).dispatched_at is not None
     assert services.deliveries_dispatch_due() == 0
+
+
+def test_with_the_queue_empty_a_task_not_taken_for_long_is_sent_again(
+    sent: SentTasks, delivery: Any, settings: Any
+) -> None:
+    """A callbacks worker that exits on a Redis restart can take its unacknowledged tasks with it.
+
+    kombu gives them back only after the visibility timeout (minutes). With the queue empty, a task
+    queued for longer than CHARGE_CALLBACK_REDISPATCH_IDLE_S and not taken waits nowhere else.
+    """
+    settings.CHARGE_CALLBACK_REDISPATCH_IDLE_S = 30
+    held_by_a_dead_worker = delivery(due_in_s=-60, dispatched_s_ago=60)
+    just_queued = delivery(due_in_s=-5, dispatched_s_ago=5)
+
+    # With tasks waiting in the queue, either may still be among them.
+    assert services.deliveries_dispatch_due(queue_empty=False) == 0
+    # With the queue empty, only the one queued long ago is sent again, and only once.
+    assert services.deliveries_dispatch_due(queue_empty=True) == 1
+    assert services.deliveries_dispatch_due(queue_empty=True) == 0
+    assert sent.request_ids == [held_by_a_dead_worker]
+    assert CallbackDelivery.objects.get(request_id=just_queued).dispatched_at is not None

@@ -93,3 +93,34 @@ def _run_harness(argv: list[str], *, env: dict[str, str], timeout: float) -> tup
             process.communicate()
         raise
     return process.returncode, stdout, stderr
+
+
+@pytest.mark.timeout(300)
+def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) -> None:
+    """benchmarks/hot_paths.py at a tiny size: it starts and stops its own Redis and PostgreSQL."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    argv = [sys.executable, "-m", "benchmarks.hot_paths", "--calls", "20", "--out", str(tmp_path)]
+    returncode, stdout, stderr = _run_harness(argv, env=env, timeout=240)
+    assert returncode == 0, stdout[-4000:] + stderr[-4000:]
+    (report,) = tmp_path.glob("hot-paths-*.json")
+    results = json.loads(report.read_text())["results"]
+    assert set(results) == {"sync_authorize", "decide", "deliver", "send_task"}
+    for name, figures in results.items():
+        assert figures["calls"] == 20, name
+        assert figures["cpu_ms_per_call"] > 0, name
+    # Its PostgreSQL (the one server that names its folder on its command line) is gone with it.
+    assert not _commands_mentioning("charge-hot-paths-")
+
+
+def _commands_mentioning(fragment: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in command:
+            found.append(f"{proc.name}: {command}")
+    return found

@@ -19,16 +19,21 @@ of the N tasks queued to the last one done, per task.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.processes import REPO, GroupSampler, Process, free_port, wait_until
+from benchmarks.processes import (
+    REPO,
+    GroupSampler,
+    Process,
+    free_port,
+    local_service,
+    small_report_write,
+    wait_until,
+)
 
 QUEUE = "bench-floor"
 POOLS = (("prefork", 2), ("threads", 8), ("solo", 1))
@@ -96,10 +101,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="charge-floor-"))
     port = free_port()
-    redis_sh = str(REPO / "compose" / "local" / "redis.sh")
-    subprocess.run(
-        ["bash", redis_sh, "start", "--port", str(port), "--data", str(work / "redis")], check=True
-    )
+    local_service("redis.sh", "start", data=work / "redis", port=port)
     try:
         os.environ.update(
             DJANGO_SETTINGS_MODULE="project.settings",
@@ -115,22 +117,15 @@ def main() -> int:
             _measure(pool=pool, concurrency=n, tasks=args.tasks, port=port, work=work) for pool, n in POOLS
         ]
     finally:
-        subprocess.run(["bash", redis_sh, "stop", "--data", str(work / "redis")], check=False)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=REPO
+        local_service("redis.sh", "stop", data=work / "redis", check=False)
+    path = small_report_write(
+        args.out,
+        stem="celery-floor",
+        what="CPU and wall time of a near-empty Celery task (ops.ping: one Redis SET), task events on",
+        command=f".venv/bin/python -m benchmarks.celery_floor --tasks {args.tasks}",
+        load_before=os.getloadavg(),
+        results=results,
     )
-    report = {
-        "what": "CPU and wall time of a near-empty Celery task (ops.ping: one Redis SET), task events on",
-        "command": f".venv/bin/python -m benchmarks.celery_floor --tasks {args.tasks}",
-        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()},
-        "commit": commit.stdout.strip(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_average_before": os.getloadavg(),
-        "results": results,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"celery-floor-{time.strftime('%Y-%m-%d')}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"floor: report {path}")
     return 0
 

@@ -29,9 +29,7 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,9 +40,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import REPO, Process, free_port, wait_until
+from benchmarks.processes import REPO, Process, free_port, local_service, small_report_write, wait_until
 
-LOCAL = REPO / "compose" / "local"
 BENCH_QUEUE = "bench-hot-paths"  # no worker listens: the published messages are only counted, then dropped
 
 
@@ -68,16 +65,9 @@ def _measure(name: str, calls: int, call: Callable[[int], None]) -> dict[str, An
 
 def _services_start(work: Path) -> dict[str, str]:
     redis_port, pg_port = free_port(), free_port()
-    subprocess.run(
-        ["bash", str(LOCAL / "redis.sh"), "start", "--port", str(redis_port), "--data", str(work / "redis")],
-        check=True,
-    )
-    pg = ["bash", str(LOCAL / "postgres.sh")]
-    subprocess.run([*pg, "start", "--port", str(pg_port), "--data", str(work / "postgres")], check=True)
-    subprocess.run(
-        [*pg, "ensure-db", "--port", str(pg_port), "--data", str(work / "postgres"), "--db", "charge"],
-        check=True,
-    )
+    local_service("redis.sh", "start", data=work / "redis", port=redis_port)
+    local_service("postgres.sh", "start", data=work / "postgres", port=pg_port)
+    local_service("postgres.sh", "ensure-db", data=work / "postgres", port=pg_port, db="charge")
     return {
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/charge",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
@@ -86,10 +76,8 @@ def _services_start(work: Path) -> dict[str, str]:
 
 
 def _services_stop(work: Path) -> None:
-    subprocess.run(["bash", str(LOCAL / "redis.sh"), "stop", "--data", str(work / "redis")], check=False)
-    subprocess.run(
-        ["bash", str(LOCAL / "postgres.sh"), "stop", "--data", str(work / "postgres")], check=False
-    )
+    local_service("redis.sh", "stop", data=work / "redis", check=False)
+    local_service("postgres.sh", "stop", data=work / "postgres", check=False)
 
 
 @dataclass
@@ -245,22 +233,15 @@ def main() -> int:
     finally:
         _services_stop(work)
         shutil.rmtree(work, ignore_errors=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=REPO
+    path = small_report_write(
+        args.out,
+        stem="hot-paths",
+        what="CPU and wall time per call of our code in one thread of one process (see the module doc)",
+        command=f".venv/bin/python -m benchmarks.hot_paths --calls {args.calls}",
+        load_before=load_before,
+        log_level=os.environ["LOG_LEVEL"],
+        results=results,
     )
-    report = {
-        "what": "CPU and wall time per call of our code in one thread of one process (see the module doc)",
-        "command": f".venv/bin/python -m benchmarks.hot_paths --calls {args.calls}",
-        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()},
-        "commit": commit.stdout.strip(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_average_before": load_before,
-        "log_level": os.environ["LOG_LEVEL"],
-        "results": results,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"hot-paths-{time.strftime('%Y-%m-%d')}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"hot paths: report {path}")
     return 0
 

@@ -9,7 +9,9 @@ Services started by scripts (Kafka, Redis, PostgreSQL) are found by the port the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -24,6 +26,42 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # smaps_rollup walks every mapping of a process: read PSS less often than RSS.
 PSS_INTERVAL_S = 5.0
+
+
+def local_service(script: str, command: str, *, data: Path, check: bool = True, **options: str | int) -> None:
+    """Run compose/local/<script> (redis.sh, postgres.sh): start, stop or ensure-db on `data`."""
+    argv = ["bash", str(REPO / "compose" / "local" / script), command, "--data", str(data)]
+    for name, value in options.items():
+        argv += [f"--{name}", str(value)]
+    subprocess.run(argv, check=check)
+
+
+def small_report_write(
+    out_dir: Path,
+    *,
+    stem: str,
+    what: str,
+    command: str,
+    load_before: tuple[float, float, float],
+    **fields: object,
+) -> Path:
+    """The JSON of a benchmark beside `make bench` (celery_floor, hot_paths): <stem>-<date>.json."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=REPO
+    )
+    report = {
+        "what": what,
+        "command": command,
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()},
+        "commit": commit.stdout.strip(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_before": load_before,
+        **fields,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path
 
 
 def free_port() -> int:

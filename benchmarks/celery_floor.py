@@ -99,6 +99,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()  # before our own Redis and workers add to it
     work = Path(tempfile.mkdtemp(prefix="charge-floor-"))
     port = free_port()
     local_service("redis.sh", "start", data=work / "redis", port=port)
@@ -123,7 +124,7 @@ def main() -> int:
         stem="celery-floor",
         what="CPU and wall time of a near-empty Celery task (ops.ping: one Redis SET), task events on",
         command=f".venv/bin/python -m benchmarks.celery_floor --tasks {args.tasks}",
-        load_before=os.getloadavg(),
+        load_before=load_before,
         results=results,
     )
     print(f"floor: report {path}")

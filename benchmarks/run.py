@@ -1189,21 +1189,8 @@ def _service_groups(stack: Stack) -> dict[str, int]:
     return groups
 
 
-CELERY_QUEUES = ("authorize", "callbacks")
 # Tasks a worker has taken but not acknowledged yet (acks_late) sit in this hash of the Redis transport.
 CELERY_UNACKED_KEY = "unacked"
-
-
-def _celery_backlog(ctx: PhaseContext) -> dict[str, int]:
-    import redis
-
-    client = redis.Redis.from_url(ctx.stack.env["REDIS_URL"])
-    try:
-        backlog = {queue: int(client.llen(queue)) for queue in CELERY_QUEUES}
-        backlog["unacked"] = int(client.hlen(CELERY_UNACKED_KEY))
-        return backlog
-    finally:
-        client.close()
 
 
 def _settle(ctx: PhaseContext, label: str, *, max_wait_s: float = 600.0) -> dict[str, Any]:
@@ -1212,18 +1199,27 @@ def _settle(ctx: PhaseContext, label: str, *, max_wait_s: float = 600.0) -> dict
     A step that fell behind leaves tasks queued for requests the deadline sweep has already answered
     `unknown`: they are no-ops for the decision log, yet each still costs a worker a task's CPU.
     """
+    import redis
+
+    from workers.tasks import AUTHORIZE_QUEUE, CALLBACKS_QUEUE
+
+    client = redis.Redis.from_url(ctx.stack.env["REDIS_URL"])
     started = time.monotonic()
     limit = min(max_wait_s, max(ctx.time_left() - 60.0, 0.0))
     shown = started
-    while True:
-        backlog = _celery_backlog(ctx)
-        waited = time.monotonic() - started
-        if not any(backlog.values()) or waited >= limit:
-            break
-        if time.monotonic() - shown >= 5.0:
-            _say(f"{ctx.elapsed()} {label}: waiting for the queues to empty first: {backlog}")
-            shown = time.monotonic()
-        time.sleep(0.5)
+    try:
+        while True:
+            backlog = {queue: int(client.llen(queue)) for queue in (AUTHORIZE_QUEUE, CALLBACKS_QUEUE)}
+            backlog["unacked"] = int(client.hlen(CELERY_UNACKED_KEY))
+            waited = time.monotonic() - started
+            if not any(backlog.values()) or waited >= limit:
+                break
+            if time.monotonic() - shown >= 5.0:
+                _say(f"{ctx.elapsed()} {label}: waiting for the queues to empty first: {backlog}")
+                shown = time.monotonic()
+            time.sleep(0.5)
+    finally:
+        client.close()
     if any(backlog.values()):
         _say(f"{ctx.elapsed()} {label}: starting with tasks still queued after {waited:.0f} s: {backlog}")
     return {"waited_s": round(waited, 1), "left_queued": backlog}

@@ -6,10 +6,12 @@ CPU from gunicorn's, Celery's and the contention of two busy cores:
 
   sync_authorize     POST /api/v1/authorize through Django's WSGI handler: middleware, ninja, the
                      key check, the rate-limit script in Redis, the ACL query, the logged decision
-  decide             charging_request_decide on a pending row: the body of charging.authorize,
-                     including publishing callbacks.deliver to Redis once the decision commits
-  deliver            delivery_attempt: the body of callbacks.deliver, a signed POST to a receiver on
-                     loopback (benchmarks/receiver.py, its own process) and the attempt recorded
+  decide_N           charging_requests_decide on N pending rows: the body of charging.authorize
+                     for a batch of N, including publishing callbacks.deliver to Redis once the
+                     decisions commit; reported per decision
+  deliver_N          deliveries_attempt on N deliveries of one receiver: the body of
+                     callbacks.deliver, signed POSTs to a receiver on loopback
+                     (benchmarks/receiver.py, its own process) and the attempts recorded; per callback
   send_task          Celery's send_task of one authorize message: what the bridge pays per message
 
     .venv/bin/python -m benchmarks.hot_paths [--calls 2000] [--out benchmarks/results]
@@ -42,10 +44,13 @@ from typing import Any
 
 from benchmarks.processes import REPO, Process, free_port, local_service, small_report_write, wait_until
 
+# A task of one (a quiet poll), and the batch sizes of a busy pipeline.
+BATCH_SIZES = (1, 10, 32, 100)
 BENCH_QUEUE = "bench-hot-paths"  # no worker listens: the published messages are only counted, then dropped
 
 
-def _measure(name: str, calls: int, call: Callable[[int], None]) -> dict[str, Any]:
+def _measure(name: str, calls: int, call: Callable[[int], None], *, per: int = 1) -> dict[str, Any]:
+    """CPU and wall time per call, and per item where a call handles `per` items (a batch)."""
     warmup = max(calls // 10, 10)
     for i in range(warmup):
         call(i)
@@ -55,11 +60,19 @@ def _measure(name: str, calls: int, call: Callable[[int], None]) -> dict[str, An
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     result = {
         "calls": calls,
+        "items_per_call": per,
         "cpu_ms_per_call": round(cpu * 1000 / calls, 3),
         "wall_ms_per_call": round(wall * 1000 / calls, 3),
+        "cpu_ms_per_item": round(cpu * 1000 / (calls * per), 3),
     }
-    cpu_ms, wall_ms = result["cpu_ms_per_call"], result["wall_ms_per_call"]
-    print(f"hot paths: {name}: {cpu_ms} ms CPU, {wall_ms} ms wall per call", flush=True)
+    cpu_ms, wall_ms, item_ms = (
+        result["cpu_ms_per_call"],
+        result["wall_ms_per_call"],
+        result["cpu_ms_per_item"],
+    )
+    print(
+        f"hot paths: {name}: {cpu_ms} ms CPU, {wall_ms} ms wall per call, {item_ms} ms CPU each", flush=True
+    )
     return result
 
 
@@ -171,8 +184,8 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
     from django.conf import settings
 
     import workers  # noqa: F401 - the Celery app, configured from settings
-    from apps.callbacks.services import delivery_attempt
-    from apps.charging.services import charging_request_decide
+    from apps.callbacks.services import deliveries_attempt
+    from apps.charging.services import charging_requests_decide
 
     seeded = _seed()
     ready = work / "receiver.port"
@@ -188,21 +201,29 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
         results: dict[str, Any] = {
             "sync_authorize": _measure("sync_authorize", calls, _sync_authorize(seeded))
         }
-        pending = _pending(seeded, calls + max(calls // 10, 10), callback_url)
+        for size in BATCH_SIZES:
+            # Rows for the warm-up and the measured calls, `size` decisions (then callbacks) per call.
+            pending = _pending(seeded, (calls + max(calls // 10, 10)) * size, callback_url)
+            batches = [pending[i : i + size] for i in range(0, len(pending), size)]
 
-        def decide(i: int) -> None:
-            if not charging_request_decide(request_id=pending[i]):
-                raise RuntimeError(f"{pending[i]} was not decided")
+            def decide(i: int, batches: list[list[str]] = batches) -> None:
+                if charging_requests_decide(request_ids=batches[i]) != len(batches[i]):
+                    raise RuntimeError(f"batch {i} was not decided whole")
 
-        def deliver(i: int) -> None:
-            if delivery_attempt(request_id=pending[i]) is None:
-                raise RuntimeError(f"no delivery attempt for {pending[i]}")
+            def deliver(i: int, batches: list[list[str]] = batches) -> None:
+                if sum(deliveries_attempt(request_ids=batches[i]).values()) != len(batches[i]):
+                    raise RuntimeError(f"batch {i} was not attempted whole")
+
+            results[f"decide_{size}"] = _measure(f"decide_{size}", calls, decide, per=size)
+            results[f"deliver_{size}"] = _measure(f"deliver_{size}", calls, deliver, per=size)
+
+        one = _pending(seeded, calls + max(calls // 10, 10), callback_url)
 
         def send_task(i: int) -> None:
-            current_app.send_task("charging.authorize", kwargs={"request_id": pending[i]}, queue=BENCH_QUEUE)
+            current_app.send_task(
+                "charging.authorize", kwargs={"request_ids": one[i : i + 1]}, queue=BENCH_QUEUE
+            )
 
-        results["decide"] = _measure("decide", calls, decide)
-        results["deliver"] = _measure("deliver", calls, deliver)
         results["send_task"] = _measure("send_task", calls, send_task)
         redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(BENCH_QUEUE)
         return results

@@ -162,8 +162,20 @@ CHARGE_TOPIC = env.str("CHARGE_TOPIC", default="charging_requests")
 CHARGE_DLQ_TOPIC = env.str("CHARGE_DLQ_TOPIC", default=f"{CHARGE_TOPIC}.dlq")
 CHARGE_TOPIC_PARTITIONS = env.int("CHARGE_TOPIC_PARTITIONS", default=6)
 CHARGE_BRIDGE_GROUP = env.str("CHARGE_BRIDGE_GROUP", default="charge-bridge")
+# Static group membership (KIP-345): a bridge restarted by its supervisor under the same id gets its
+# partitions back at once, instead of waiting out its dead self's session (which once cost requests
+# their deadline). Unique per running bridge; "{hostname}" is replaced by the host's name (unique
+# per container in compose). Empty: dynamic membership (a clean stop hands partitions over at once).
+CHARGE_BRIDGE_INSTANCE_ID = env.str("CHARGE_BRIDGE_INSTANCE_ID", default="")
+# A bridge that died without a replacement under its id loses its partitions after this: the
+# broker's minimum, well inside the 10 s decision deadline.
+CHARGE_BRIDGE_SESSION_TIMEOUT_MS = env.int("CHARGE_BRIDGE_SESSION_TIMEOUT_MS", default=6000)
 # Messages per bridge batch: one bulk insert and one commit per batch.
 CHARGE_BRIDGE_BATCH = env.int("CHARGE_BRIDGE_BATCH", default=500)
+# Request ids per charging.authorize task: the bridge cuts each polled batch into chunks of this many
+# (a quiet poll gives a task of one). Celery's own cost is per task, so larger chunks spread it over
+# more decisions; README "Benchmarks" has the measurement behind the default.
+CHARGE_AUTHORIZE_BATCH = env.int("CHARGE_AUTHORIZE_BATCH", default=100)
 # Seconds from acceptance after which a request is decided `unknown/timeout`.
 CHARGE_DECISION_TIMEOUT_S = env.float("CHARGE_DECISION_TIMEOUT_S", default=10.0)
 # The overdue sweep leaves a pending row this long past its deadline for a busy worker to decide.
@@ -189,6 +201,10 @@ CHARGE_CALLBACK_REDISPATCH_S = env.float("CHARGE_CALLBACK_REDISPATCH_S", default
 # before it gives its unacknowledged tasks back, which then return only after the visibility
 # timeout). The delivery is queued again; the duplicate, should the first come back, finds it done.
 CHARGE_CALLBACK_REDISPATCH_IDLE_S = env.float("CHARGE_CALLBACK_REDISPATCH_IDLE_S", default=30.0)
+# Deliveries of one receiver per callbacks.deliver task, and how many of a task's POSTs run at once.
+# A batch to a receiver that hangs lasts ceil(batch / concurrency) x 5 s: keep that under the lease.
+CHARGE_CALLBACK_BATCH = env.int("CHARGE_CALLBACK_BATCH", default=32)
+CHARGE_CALLBACK_CONCURRENCY = env.int("CHARGE_CALLBACK_CONCURRENCY", default=16)
 # Signs callbacks of requests that came from another producer on the topic (no API client).
 CHARGE_DEFAULT_CALLBACK_SECRET = env.str("CHARGE_DEFAULT_CALLBACK_SECRET", default="")
 

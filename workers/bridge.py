@@ -1,10 +1,12 @@
-"""The bridge: Kafka `charging_requests` → pending decision-log rows → one Celery task per request.
+"""The bridge: Kafka `charging_requests` → pending decision-log rows → batched Celery tasks.
 
-Per polled batch: decode every message; store the valid ones as pending rows (idempotent on
-request_id); log malformed ones as `invalid` where they carry a request_id and send them to the
-dead-letter topic; publish one `charging.authorize` task per valid request; only then commit the
-next offset of every partition in the batch. A crash anywhere before the commit means the batch is
-read again, and every step above is safe to repeat.
+Per polled batch: decode every message; store the valid ones as pending rows in one INSERT
+(idempotent on request_id); set aside what cannot be stored (a malformed message, or one the
+database refuses, found by halving the batch) to the dead-letter topic, logged as `invalid` where
+it carries a request_id; publish one `charging.authorize` task per chunk of up to
+CHARGE_AUTHORIZE_BATCH requests; only then commit the next offset of every partition in the batch.
+A crash anywhere before the commit means the batch is read again, and every step above is safe to
+repeat. A batch grows with the load by itself: a quiet poll holds one message, a busy one hundreds.
 
 After Sentry's Arroyo: the signal handler only sets a flag; the loop finishes the batch in hand,
 commits, then leaves the group. A failing step pauses the partitions and rewinds to the batch's
@@ -14,6 +16,7 @@ first offsets instead of sleeping, so the group keeps its heartbeats and nothing
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,19 +24,19 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
+from kafka.errors import FencedInstanceIdError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1
+from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
 from apps.charging.producer import WITHDRAWN_KEY
 from apps.charging.services import (
-    AUTHORIZE_TASK,
+    UNSTORABLE_ERRORS,
     Consumed,
+    authorize_tasks_send,
     charging_request_store_invalid,
     charging_requests_store,
 )
@@ -54,9 +57,15 @@ TOPIC_WAIT_S = 60.0
 # A rebalance among live bridges takes well under a second; one that started after we owned
 # partitions and is still open after this has hung (a fresh consumer waits out dead members itself).
 REBALANCE_STALL_S = 3.0
-ASSIGNMENT_STALL_S = 25.0  # well above a rejoin that waits out a dead member (session 10 s)
+ASSIGNMENT_STALL_S = 25.0  # well above a rejoin that waits out a dead member (a 6 s session)
 # Consumer lag is read from the consumer's own fetch state at most this often.
 LAG_INTERVAL_S = 1.0
+
+
+def instance_id() -> str | None:
+    """This bridge's static group member id (CHARGE_BRIDGE_INSTANCE_ID), or None for a dynamic member."""
+    configured = settings.CHARGE_BRIDGE_INSTANCE_ID.strip()
+    return configured.replace("{hostname}", socket.gethostname()) if configured else None
 
 
 def _header_request_id(record: ConsumerRecord) -> str | None:
@@ -145,9 +154,11 @@ class Bridge:
             max_poll_records=self.max_records,
             # Return a fetch as soon as there is data; wait at most this long when there is none.
             fetch_max_wait_ms=100,
-            # A bridge that died is noticed within 10 s and its partitions handed to another.
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
+            # A bridge that died is noticed within the session and its partitions handed to another;
+            # one restarted under the same instance id takes them back at once.
+            group_instance_id=instance_id(),
+            session_timeout_ms=settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=max(settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS // 3, 500),
             # Notice new partitions (scaling out, a topic created late) within seconds, not 5 minutes.
             metadata_max_age_ms=10_000,
         )
@@ -159,7 +170,12 @@ class Bridge:
             acks="all",
             enable_idempotence=True,
         )
-        logger.info("bridge_connected", topic=settings.CHARGE_TOPIC, group=settings.CHARGE_BRIDGE_GROUP)
+        logger.info(
+            "bridge_connected",
+            topic=settings.CHARGE_TOPIC,
+            group=settings.CHARGE_BRIDGE_GROUP,
+            instance_id=instance_id(),
+        )
 
     def _topic_wait(self, topic: str, *, timeout_s: float) -> None:
         """Subscribe only once the topic's partitions are in our metadata.
@@ -185,9 +201,17 @@ class Bridge:
                     self._handle_batch(batch)
                 self._lag_observe()
                 self._assignment_watch()
+        except FencedInstanceIdError:
+            logger.error(
+                "bridge_fenced",
+                instance_id=instance_id(),
+                error="another bridge joined under this CHARGE_BRIDGE_INSTANCE_ID; each needs its own",
+            )
+            raise
         finally:
             self.commit_done()
-            # close() leaves the group, so a restarted bridge gets the partitions at once.
+            # A dynamic member leaves the group here, so another bridge gets the partitions at once; a
+            # static one keeps them for its replacement (or until its session times out).
             self._consumer.close()
             if self.dlq_producer is not None:
                 self.dlq_producer.close(timeout=5)
@@ -255,6 +279,7 @@ class Bridge:
         outcome = BatchOutcome()
         consumed: list[Consumed] = []
         malformed: list[tuple[ConsumerRecord, MalformedMessage]] = []
+        records_by_offset: dict[tuple[int, int], ConsumerRecord] = {}
         for tp, records in batch.items():
             for record in records:
                 try:
@@ -265,20 +290,56 @@ class Bridge:
                     consumed.append(
                         Consumed(message=message, partition=record.partition, offset=record.offset)
                     )
+                    records_by_offset[(record.partition, record.offset)] = record
             outcome.next_offsets[tp] = records[-1].offset + 1
 
         consumed = self._without_withdrawn(consumed, outcome)
         if consumed:
-            charging_requests_store(consumed=consumed)
+            for item, error in self._store(consumed):
+                # A message that decodes but cannot be stored (the database refuses one of its
+                # values): it must not hold its partition, so it is set aside like a malformed one.
+                consumed.remove(item)
+                record = records_by_offset[(item.partition, item.offset)]
+                malformed.append((record, unstorable_message(item.message, error)))
             outcome.stored = len(consumed)
         for record, error in malformed:
             self._dead_letter(record, error)
             outcome.dead_lettered += 1
-            if charging_request_store_invalid(error=error, partition=record.partition, offset=record.offset):
-                outcome.invalid += 1
+            try:
+                logged = charging_request_store_invalid(
+                    error=error, partition=record.partition, offset=record.offset
+                )
+            except UNSTORABLE_ERRORS as exc:
+                # Dead-lettered with its reason already; not even a row of what it carried fits.
+                logger.warning("invalid_row_refused", offset=record.offset, error=repr(exc)[:300])
+                logged = False
+            outcome.invalid += int(logged)
         if consumed:
-            self._publish(consumed)
+            authorize_tasks_send(request_ids=[item.message.request_id for item in consumed])
+            # One line per batch, with its ids, so a grep for a request_id finds the bridge too.
+            logger.info(
+                "requests_bridged",
+                count=len(consumed),
+                request_ids=[str(item.message.request_id) for item in consumed],
+            )
         return outcome
+
+    def _store(self, consumed: list[Consumed]) -> list[tuple[Consumed, Exception]]:
+        """Store pending rows; returns the messages the database refuses, each found by halving the batch.
+
+        The whole batch is one INSERT. Should it fail on the data (not on a database that is away,
+        which is raised and retried), the batch is split in two and each half tried again, down to
+        the single messages that fail on their own: the rest are stored, in about log2(n) tries
+        per bad message.
+        """
+        try:
+            charging_requests_store(consumed=consumed)
+        except UNSTORABLE_ERRORS as exc:
+            if len(consumed) == 1:
+                return [(consumed[0], exc)]
+            middle = len(consumed) // 2
+            return self._store(consumed[:middle]) + self._store(consumed[middle:])
+        return []
 
     @staticmethod
     def _without_withdrawn(consumed: list[Consumed], outcome: BatchOutcome) -> list[Consumed]:
@@ -312,18 +373,6 @@ class Bridge:
             offset=record.offset,
             error=error.error,
         )
-
-    def _publish(self, consumed: Sequence[Consumed]) -> None:
-        # One broker connection for the whole batch instead of one per task.
-        with current_app.producer_or_acquire() as producer:
-            for item in consumed:
-                current_app.send_task(
-                    AUTHORIZE_TASK, kwargs={"request_id": str(item.message.request_id)}, producer=producer
-                )
-        # One line per request, so a grep for its request_id finds the bridge too.
-        for item in consumed:
-            with structlog.contextvars.bound_contextvars(request_id=str(item.message.request_id)):
-                logger.info("request_bridged", partition=item.partition, offset=item.offset)
 
     # -- offsets -------------------------------------------------------------------------------
 

@@ -15,12 +15,13 @@ from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from apps.callbacks.services import deliveries_dispatch_due, delivery_attempt
+from apps.callbacks.services import deliveries_attempt, deliveries_dispatch_due
 from apps.charging.services import (
-    charging_request_decide,
+    charging_requests_decide,
     charging_requests_expire_overdue,
     charging_requests_requeue_stale,
 )
+from apps.monitoring.metrics import TASK_BATCH_SIZE
 from project.kv import redis_client
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
@@ -48,26 +49,41 @@ def _queue_length(queue: str) -> int:
         client.close()
 
 
+def _ids(request_ids: list[str] | None, request_id: str | None) -> list[str]:
+    # The single-id form is what tasks queued before batching carry; it stays for one release.
+    return list(request_ids or []) + ([request_id] if request_id else [])
+
+
 @shared_task(name="charging.authorize", bind=True, max_retries=DB_MAX_RETRIES)
-def authorize(self: Task, *, request_id: str, backend_failed: bool = False) -> None:
-    """Decide one pending charging request, log it and create its callback delivery."""
+def authorize(
+    self: Task,
+    *,
+    request_ids: list[str] | None = None,
+    request_id: str | None = None,
+    backend_failed: bool = False,
+) -> int:
+    """Decide a batch of pending charging requests, log them and create their callback deliveries."""
+    ids = _ids(request_ids, request_id)
+    TASK_BATCH_SIZE.labels(task="authorize").observe(len(ids))
     try:
-        charging_request_decide(request_id=request_id, backend_failed=backend_failed)
+        return charging_requests_decide(request_ids=ids, backend_failed=backend_failed)
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(
-            kwargs={"request_id": request_id, "backend_failed": True}, countdown=DB_RETRY_DELAY_S, exc=exc
+            kwargs={"request_ids": ids, "backend_failed": True}, countdown=DB_RETRY_DELAY_S, exc=exc
         ) from exc
 
 
 @shared_task(name="callbacks.deliver", bind=True, max_retries=DB_MAX_RETRIES)
-def deliver(self: Task, *, request_id: str) -> None:
-    """One attempt of a callback delivery, if it is due; the schedule lives in the database."""
+def deliver(self: Task, *, request_ids: list[str] | None = None, request_id: str | None = None) -> int:
+    """One attempt of each due delivery of a batch (one receiver's); the schedule lives in the database."""
+    ids = _ids(request_ids, request_id)
+    TASK_BATCH_SIZE.labels(task="deliver").observe(len(ids))
     try:
-        delivery_attempt(request_id=request_id)
+        return sum(deliveries_attempt(request_ids=ids).values())
     except (OperationalError, InterfaceError) as exc:
-        # The database is away (a restart): this task is the delivery's queued one, so it must come
+        # The database is away (a restart): this task is its deliveries' queued one, so it must come
         # back itself; the dispatch sweep leaves a delivery with a queued task alone.
-        raise self.retry(countdown=DB_RETRY_DELAY_S, exc=exc) from exc
+        raise self.retry(kwargs={"request_ids": ids}, countdown=DB_RETRY_DELAY_S, exc=exc) from exc
 
 
 @shared_task(name="charging.expire_overdue")

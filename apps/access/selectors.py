@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
@@ -47,17 +48,30 @@ LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
       OR (g.group_id = t.group_id AND g.station_id IS NULL))
 """  # noqa: S608 - only table names from the models are formatted in; values are parameters
 
+# The same probes for a list of pairs (a CTE, since SQLite cannot name a VALUES list's columns in
+# FROM); each row ends with the pair it answers. {values} is only "(%s, %s)" repeated.
+_FACTS_MANY_SQL = f"""
+WITH asked(station_id, value) AS (VALUES {{values}})
+SELECT t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
+       g.id IS NOT NULL, g.station_id, g.valid_from, g.valid_until,
+       asked.station_id, asked.value
+FROM asked
+LEFT JOIN {DriverToken._meta.db_table} t ON t.value = asked.value
+LEFT JOIN {Station._meta.db_table} s ON s.station_id = asked.station_id
+LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
+    AND ((g.token_id = t.id AND g.station_id = asked.station_id)
+      OR (g.token_id = t.id AND g.station_id IS NULL)
+      OR (g.group_id = t.group_id AND g.station_id = asked.station_id)
+      OR (g.group_id = t.group_id AND g.station_id IS NULL))
+"""  # noqa: S608 - table names from the models; values are parameters
+
 
 def _aware(moment: datetime | None) -> datetime | None:
     # SQLite hands raw timestamps back naive (they are stored in UTC); PostgreSQL's are aware.
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def authorization_facts_get(*, station_id: str, driver_token: str) -> AuthorizationFacts:
-    """Everything decide() needs, in one statement of indexed lookups (see _FACTS_SQL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_FACTS_SQL, [station_id, driver_token])
-        rows = cursor.fetchall()
+def _facts_from_rows(rows: Sequence[Sequence[Any]]) -> AuthorizationFacts:
     # One row per covering grant, or one row without a grant when there is none.
     token_known, status, token_until, enabled = rows[0][:4]
     return AuthorizationFacts(
@@ -69,10 +83,39 @@ def authorization_facts_get(*, station_id: str, driver_token: str) -> Authorizat
             GrantFacts(
                 station_id=grant_station, valid_from=_aware(valid_from), valid_until=_aware(valid_until)
             )
-            for *_, found, grant_station, valid_from, valid_until in rows
+            for found, grant_station, valid_from, valid_until in (row[4:8] for row in rows)
             if found
         ],
     )
+
+
+def authorization_facts_get(*, station_id: str, driver_token: str) -> AuthorizationFacts:
+    """Everything decide() needs, in one statement of indexed lookups (see _FACTS_SQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FACTS_SQL, [station_id, driver_token])
+        return _facts_from_rows(cursor.fetchall())
+
+
+def authorization_facts_many(
+    *, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], AuthorizationFacts]:
+    """decide()'s facts for many (station_id, driver_token) pairs in one statement (a batch's).
+
+    The same probes as _FACTS_SQL, driven by a VALUES list instead of one pair: each pair's rows
+    come back tagged with the pair, so a batch of any size is one round trip.
+    """
+    asked = sorted(set(pairs))
+    if not asked:
+        return {}
+    values = ", ".join(["(%s, %s)"] * len(asked))
+    sql = _FACTS_MANY_SQL.format(values=values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for pair in asked for value in pair])
+        rows = cursor.fetchall()
+    by_pair: dict[tuple[str, str], list[Sequence[Any]]] = {}
+    for row in rows:
+        by_pair.setdefault((row[8], row[9]), []).append(row)
+    return {pair: _facts_from_rows(found) for pair, found in by_pair.items()}
 
 
 # --- lookups by natural key ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ says the thing to create is already there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Final, Literal
@@ -19,7 +20,12 @@ from django.utils import timezone
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
 from apps.access.policy import Decision, decide
-from apps.access.selectors import authorization_facts_get, grant_identical_get, station_get
+from apps.access.selectors import (
+    authorization_facts_get,
+    authorization_facts_many,
+    grant_identical_get,
+    station_get,
+)
 
 
 class AclInvalid(ValueError):
@@ -55,6 +61,19 @@ def authorization_decide(*, station_id: str, driver_token: str, at: datetime) ->
     """Decide against the current ACL; `station_id` is already normalized."""
     facts = authorization_facts_get(station_id=station_id, driver_token=driver_token)
     return decide(token=facts.token, grants=facts.grants, station_id=station_id, station=facts.station, at=at)
+
+
+def authorizations_decide(
+    *, pairs: Iterable[tuple[str, str]], at: datetime
+) -> dict[tuple[str, str], Decision]:
+    """Decide many (station_id, driver_token) pairs against the ACL with one read (a batch's)."""
+    facts = authorization_facts_many(pairs=pairs)
+    return {
+        (station_id, driver_token): decide(
+            token=found.token, grants=found.grants, station_id=station_id, station=found.station, at=at
+        )
+        for (station_id, driver_token), found in facts.items()
+    }
 
 
 def _window_check(valid_from: datetime | None, valid_until: datetime | None) -> None:

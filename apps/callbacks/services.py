@@ -1,28 +1,39 @@
-"""Callback deliveries: created with the decision, attempted by the worker, retried on a schedule."""
+"""Callback deliveries: created with the decision, attempted in batches per receiver, retried on a schedule.
+
+A decision's delivery is a row; each try is an attempt row (after Saleor's webhooks). Deliveries
+travel in `callbacks.deliver` tasks of up to CHARGE_CALLBACK_BATCH ids of one receiver (scheme,
+host, port), so a slow or hanging receiver holds only its own tasks. A task claims its batch in one
+statement, POSTs the batch concurrently, and records every attempt and state in one transaction.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.access.policy import Status, decision_message
-from apps.callbacks.http import callback_post
+from apps.callbacks.http import Post, PostResult, callbacks_post
 from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.schedule import next_attempt_at
 from apps.callbacks.signing import signature_header
-from apps.callbacks.urlguard import CallbackRefused, callback_target_check
-from apps.charging.models import ChargingRequest
-from apps.monitoring.metrics import callback_attempt_observe
+from apps.callbacks.urlguard import CallbackRefused, CheckedTarget, callback_target_check
+from apps.clients.models import ApiClient
+from apps.monitoring.metrics import CALLBACK_ENQUEUE_FAILURES, callback_attempt_observe
 
 logger = structlog.get_logger(__name__)
 
@@ -30,6 +41,7 @@ DELIVER_TASK = "callbacks.deliver"
 # Retries due within this many seconds are queued at once with a countdown (prompt, and well under
 # the broker's visibility timeout); later ones wait in the database for callbacks.dispatch_due.
 COUNTDOWN_MAX_S = 30
+_OPEN = (CallbackDelivery.Status.PENDING.value, CallbackDelivery.Status.RETRYING.value)
 
 
 class AttemptOutcome(StrEnum):
@@ -39,157 +51,374 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
-def callback_body(*, request: ChargingRequest) -> str:
+@dataclass(frozen=True)
+class DecidedRequest:
+    """What a delivery needs of a decision, as plain values."""
+
+    request_id: uuid.UUID
+    client_id: int | None
+    station_id: str
+    driver_token: str
+    callback_url: str
+    status: str
+    reason: str
+    requested_at: datetime
+    decided_at: datetime
+
+
+def callback_body(*, decided: DecidedRequest) -> str:
     """The payload, built once per decision; its exact bytes are signed and sent on every attempt."""
     payload = {
-        "request_id": str(request.request_id),
-        "station_id": request.station_id,
-        "driver_token": request.driver_token,
-        "status": request.status,
-        "reason": request.reason,
-        "message": decision_message(Status(request.status), request.reason),
-        "requested_at": request.requested_at.isoformat(),
-        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
+        "request_id": str(decided.request_id),
+        "station_id": decided.station_id,
+        "driver_token": decided.driver_token,
+        "status": decided.status,
+        "reason": decided.reason,
+        "message": decision_message(Status(decided.status), decided.reason),
+        "requested_at": decided.requested_at.isoformat(),
+        "decided_at": decided.decided_at.isoformat(),
     }
     return json.dumps(payload, separators=(",", ":"))
 
 
-def _deliver_task_send(*, request_id: str, due_at: datetime, countdown: float | None = None) -> None:
-    """Queue one attempt, then mark the delivery as having a task waiting (`dispatched_at`).
-
-    Marked only once the broker has the task: a process that dies in between leaves the delivery
-    unmarked, and the dispatch sweep sends it again (a duplicate at worst, which the claim makes
-    harmless), never a delivery that waits for a task nobody sent. The mark is conditional on
-    next_attempt_at still being `due_at`: a worker that has already claimed it moved that on.
-    """
-    current_app.send_task(DELIVER_TASK, kwargs={"request_id": request_id}, countdown=countdown)
-    CallbackDelivery.objects.filter(request_id=uuid.UUID(request_id), next_attempt_at=due_at).update(
-        dispatched_at=timezone.now()
-    )
-
-
-def delivery_enqueue(*, request_id: str, due_at: datetime) -> None:
-    """Queue one attempt once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: _deliver_task_send(request_id=request_id, due_at=due_at))
-
-
-def delivery_create(*, request: ChargingRequest) -> CallbackDelivery | None:
-    """The one delivery of a decision (call inside the transaction that records the decision)."""
-    if not request.callback_url:
-        return None
-    now = timezone.now()
-    delivery = CallbackDelivery.objects.create(
-        request=request,
-        client_id=request.client_id,
-        url=request.callback_url,
-        body=callback_body(request=request),
-        next_attempt_at=now,
-    )
-    delivery_enqueue(request_id=str(request.request_id), due_at=now)
-    return delivery
-
-
-def _claim(request_id: uuid.UUID) -> CallbackDelivery | None:
-    """Take the delivery for one attempt; None if it is closed, or not due (another worker has it)."""
-    now = timezone.now()
-    claimed = CallbackDelivery.objects.filter(
-        request_id=request_id,
-        status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
-        next_attempt_at__lte=now,
-    ).update(
-        next_attempt_at=now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S),
-        # Taken: no task waits in the queue any more. Should this worker die, the sweep sends a new
-        # one once the lease has passed.
-        dispatched_at=None,
-    )
-    if not claimed:
-        return None
-    return CallbackDelivery.objects.select_related("client").get(request_id=request_id)
-
-
-def _secrets(delivery: CallbackDelivery) -> list[str]:
-    if delivery.client is None:
-        return [settings.CHARGE_DEFAULT_CALLBACK_SECRET] if settings.CHARGE_DEFAULT_CALLBACK_SECRET else []
-    return delivery.client.signing_secrets(at=timezone.now())
-
-
-def delivery_attempt(*, request_id: str) -> AttemptOutcome | None:
-    """Make one attempt of the delivery if it is due; record it and schedule the next one."""
-    delivery = _claim(uuid.UUID(request_id))
-    if delivery is None:
-        return None
-    number = delivery.attempts + 1
-    body = delivery.body.encode()
-    started_at = timezone.now()
-    headers = {
-        "X-Charge-Request-Id": request_id,
-        "X-Charge-Attempt": str(number),
-        "X-Charge-Signature": signature_header(
-            secrets=_secrets(delivery), timestamp=int(time.time()), body=body
-        ),
-        "User-Agent": "charge-service-callbacks/1",
-    }
-    allowed_hosts = delivery.client.allowed_callback_hosts if delivery.client else []
+def receiver_of(url: str) -> tuple[str, str, int]:
+    """Who receives a callback: (scheme, host, port). A deliver task carries one receiver's deliveries."""
+    parts = urlsplit(url)
     try:
-        target = callback_target_check(
-            delivery.url, allow_private=settings.CHARGE_CALLBACK_ALLOW_PRIVATE, allowed_hosts=allowed_hosts
-        )
-    except CallbackRefused as exc:
-        http_status, error, excerpt, duration_ms = None, f"refused: {exc}", "", 0
-    else:
-        result = callback_post(url=delivery.url, target=target, body=body, headers=headers)
-        http_status, error, excerpt, duration_ms = (
-            result.http_status,
-            result.error,
-            result.response_excerpt,
-            result.duration_ms,
-        )
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
 
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery to queue an attempt for: its id, its URL (for grouping), and when it is due."""
+
+    request_id: uuid.UUID
+    url: str
+    due_at: datetime
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def deliveries_send(*, due: Sequence[DueDelivery], countdown: float | None = None) -> int:
+    """Queue deliver tasks, one per chunk of one receiver's deliveries, then mark them queued.
+
+    Marked (`dispatched_at`) only once the broker has the tasks: a process that dies in between
+    leaves them unmarked and the dispatch sweep sends them again (a duplicate at worst, which the
+    claim makes harmless). The mark skips deliveries a fast worker has already claimed (the claim
+    moved next_attempt_at past every due time here). A broker that is away is logged and counted,
+    never raised: the decision is committed, and the sweep sends what was not marked.
+    """
+    by_receiver: dict[tuple[str, str, int], list[DueDelivery]] = defaultdict(list)
+    for item in due:
+        by_receiver[receiver_of(item.url)].append(item)
+    sent: list[DueDelivery] = []
+    try:
+        # One broker connection for every task of the call.
+        with current_app.producer_or_acquire() as producer:
+            for group in by_receiver.values():
+                for chunk in _chunks(group, settings.CHARGE_CALLBACK_BATCH):
+                    ids = [str(item.request_id) for item in chunk]
+                    current_app.send_task(
+                        DELIVER_TASK,
+                        kwargs={"request_ids": ids},
+                        countdown=countdown,
+                        producer=producer,
+                        # What Flower and Celery's log show instead of every id.
+                        kwargsrepr=f"{{'requests': {len(ids)}, 'first': '{ids[0]}'}}",
+                    )
+                    sent.extend(chunk)
+    except Exception as exc:  # noqa: BLE001 - the broker is away: the sweep sends the unmarked ones
+        CALLBACK_ENQUEUE_FAILURES.inc(len(due) - len(sent))
+        logger.warning("callback_enqueue_failed", error=repr(exc), unsent=len(due) - len(sent))
+    if sent:
+        CallbackDelivery.objects.filter(
+            request_id__in=[item.request_id for item in sent],
+            next_attempt_at__lte=max(item.due_at for item in sent),
+        ).update(dispatched_at=timezone.now())
+    return len(sent)
+
+
+def deliveries_create(*, decided: Sequence[DecidedRequest]) -> int:
+    """The one delivery of each decision that has a callback URL, in one INSERT.
+
+    Call inside the transaction that records the decisions; their tasks are queued once it commits.
+    """
     now = timezone.now()
-    if http_status is not None and 200 <= http_status < 300:
-        outcome, next_at = AttemptOutcome.DELIVERED, None
-    elif http_status == 410:
-        outcome, next_at = AttemptOutcome.STOPPED, None
-    else:
-        next_at = next_attempt_at(attempts_made=number, now=now)
-        outcome = AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED
-        if not error:
-            error = f"HTTP {http_status}"
+    rows = [
+        CallbackDelivery(
+            request_id=item.request_id,
+            client_id=item.client_id,
+            url=item.callback_url,
+            body=callback_body(decided=item),
+            next_attempt_at=now,
+        )
+        for item in decided
+        if item.callback_url
+    ]
+    if not rows:
+        return 0
+    CallbackDelivery.objects.bulk_create(rows)
+    due = [DueDelivery(request_id=row.request_id, url=row.url, due_at=now) for row in rows]
+    transaction.on_commit(lambda: deliveries_send(due=due))
+    return len(rows)
 
-    with transaction.atomic():
-        CallbackAttempt.objects.create(
-            delivery=delivery,
-            number=number,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            http_status=http_status,
-            error=error[:500],
-            response_excerpt=excerpt[:500],
-        )
-        CallbackDelivery.objects.filter(pk=delivery.pk).update(
-            status=outcome.value,
-            attempts=number,
-            last_http_status=http_status,
-            last_error=error[:500],
-            next_attempt_at=next_at,
-            delivered_at=now if outcome == AttemptOutcome.DELIVERED else None,
-            dispatched_at=None,
-            updated_at=now,
-        )
-    if next_at is not None and (delay_s := (next_at - now).total_seconds()) <= COUNTDOWN_MAX_S:
-        # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
-        _deliver_task_send(request_id=request_id, due_at=next_at, countdown=delay_s + 0.5)
-    logger.info(
-        "callback_attempt",
-        request_id=request_id,
-        attempt=number,
-        http_status=http_status,
-        outcome=outcome.value,
-        error=error or None,
-        duration_ms=duration_ms,
+
+# --- one batch of attempts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    request_id: uuid.UUID
+    client_id: int | None
+    url: str
+    body: str
+    number: int  # of the attempt about to be made
+
+
+def _pk(value: uuid.UUID) -> Any:
+    return CallbackDelivery._meta.pk.get_db_prep_value(value, connection)
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _in(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[_Claimed]:
+    """Take the due, open deliveries among `request_ids` for one attempt each, in one statement.
+
+    The lease moves next_attempt_at ahead, so no other worker takes them meanwhile; should this
+    worker die, they are due again once it has passed. dispatched_at is cleared: no task waits for
+    them in the queue any more.
+    """
+    table = CallbackDelivery._meta.db_table
+    lease_until = now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S)
+    sql = (
+        f"UPDATE {table} SET next_attempt_at = %s, dispatched_at = NULL "  # noqa: S608 - names from the model
+        f"WHERE request_id IN ({_in(len(request_ids))}) AND status IN (%s, %s) AND next_attempt_at <= %s "
+        "RETURNING request_id, client_id, url, body, attempts"
     )
-    callback_attempt_observe(outcome=outcome.value, duration_ms=duration_ms)
-    return outcome
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [adapt(lease_until), *(_pk(rid) for rid in request_ids), *_OPEN, adapt(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        _Claimed(_as_uuid(rid), client_id, url, body, attempts + 1)
+        for rid, client_id, url, body, attempts in rows
+    ]
+
+
+@dataclass(frozen=True)
+class _Result:
+    claimed: _Claimed
+    outcome: AttemptOutcome
+    http_status: int | None
+    error: str
+    excerpt: str
+    duration_ms: int
+    started_at: datetime
+    next_at: datetime | None
+
+
+def _signing_secrets(client: ApiClient | None, at: datetime) -> list[str]:
+    if client is None:
+        return [settings.CHARGE_DEFAULT_CALLBACK_SECRET] if settings.CHARGE_DEFAULT_CALLBACK_SECRET else []
+    return client.signing_secrets(at=at)
+
+
+def _outcome(
+    http_status: int | None, *, final: bool, number: int, now: datetime
+) -> tuple[AttemptOutcome, datetime | None]:
+    if http_status is not None and 200 <= http_status < 300:
+        return AttemptOutcome.DELIVERED, None
+    if http_status == 410:
+        return AttemptOutcome.STOPPED, None
+    if final:
+        return AttemptOutcome.FAILED, None
+    next_at = next_attempt_at(attempts_made=number, now=now)
+    return (AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED), next_at
+
+
+def _attempts_make(claimed: Sequence[_Claimed]) -> list[_Result]:
+    """Check every target, sign every body, POST the batch concurrently; one result per delivery."""
+    now = timezone.now()
+    clients = {
+        c.pk: c for c in ApiClient.objects.filter(pk__in={c.client_id for c in claimed if c.client_id})
+    }
+    timestamp = int(time.time())
+    # One SSRF check per receiver and client (the allow-list is the client's) instead of one per delivery.
+    targets: dict[tuple[tuple[str, str, int], int | None], CheckedTarget | CallbackRefused] = {}
+    posts: list[Post] = []
+    posted: list[_Claimed] = []
+    refused: list[tuple[_Claimed, CallbackRefused]] = []
+    broken: list[tuple[_Claimed, Exception]] = []
+    for item in claimed:
+        client = clients.get(item.client_id) if item.client_id else None
+        key = (receiver_of(item.url), item.client_id)
+        try:
+            if key not in targets:
+                try:
+                    targets[key] = callback_target_check(
+                        item.url,
+                        allow_private=settings.CHARGE_CALLBACK_ALLOW_PRIVATE,
+                        allowed_hosts=client.allowed_callback_hosts if client else [],
+                    )
+                except CallbackRefused as exc:
+                    targets[key] = exc
+            target = targets[key]
+            if isinstance(target, CallbackRefused):
+                refused.append((item, target))
+                continue
+            body = item.body.encode()
+            headers = {
+                "X-Charge-Request-Id": str(item.request_id),
+                "X-Charge-Attempt": str(item.number),
+                "X-Charge-Signature": signature_header(
+                    secrets=_signing_secrets(client, now), timestamp=timestamp, body=body
+                ),
+                "User-Agent": "charge-service-callbacks/1",
+            }
+        except Exception as exc:
+            logger.exception("callback_prepare_failed", request_id=str(item.request_id))
+            broken.append((item, exc))
+            continue
+        posts.append(Post(url=item.url, target=target, body=body, headers=headers))
+        posted.append(item)
+
+    answers: list[tuple[_Claimed, PostResult, bool]] = [
+        (item, PostResult(None, f"refused: {exc}", "", 0), exc.final) for item, exc in refused
+    ]
+    answers += [
+        (item, PostResult(None, f"unexpected {type(exc).__name__}: {exc}", "", 0), False)
+        for item, exc in broken
+    ]
+    results = callbacks_post(posts, concurrency=settings.CHARGE_CALLBACK_CONCURRENCY)
+    answers += [(item, result, False) for item, result in zip(posted, results, strict=True)]
+    done = timezone.now()
+    out = []
+    for item, result, final in answers:
+        outcome, next_at = _outcome(result.http_status, final=final, number=item.number, now=done)
+        error = result.error or ("" if outcome == AttemptOutcome.DELIVERED else f"HTTP {result.http_status}")
+        out.append(
+            _Result(
+                item, outcome, result.http_status, error[:500], result.response_excerpt[:500],
+                result.duration_ms, now, next_at,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _typed(sql_type: str) -> str:
+    # PostgreSQL needs the type of a parameter inside CASE; SQLite stores what it is given.
+    return f"%s::{sql_type}" if connection.vendor == "postgresql" else "%s"
+
+
+def _results_record(results: Sequence[_Result], now: datetime) -> None:
+    """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together."""
+    adapt = connection.ops.adapt_datetimefield_value
+    columns: dict[str, tuple[str, list[Any]]] = {
+        "status": ("%s", [r.outcome.value for r in results]),
+        "attempts": (_typed("integer"), [r.claimed.number for r in results]),
+        "last_http_status": (_typed("smallint"), [r.http_status for r in results]),
+        "last_error": ("%s", [r.error for r in results]),
+        "next_attempt_at": (_typed("timestamptz"), [adapt(r.next_at) for r in results]),
+        "delivered_at": (
+            _typed("timestamptz"),
+            [adapt(now) if r.outcome == AttemptOutcome.DELIVERED else None for r in results],
+        ),
+    }
+    keys = [_pk(r.claimed.request_id) for r in results]
+    assignments, params = [], []
+    for column, (placeholder, values) in columns.items():
+        assignments.append(
+            f"{column} = CASE request_id {' '.join([f'WHEN %s THEN {placeholder}'] * len(keys))} END"
+        )
+        for key, value in zip(keys, values, strict=True):
+            params += [key, value]
+    table = CallbackDelivery._meta.db_table
+    sql = (
+        f"UPDATE {table} SET {', '.join(assignments)}, dispatched_at = NULL, updated_at = %s "  # noqa: S608
+        f"WHERE request_id IN ({_in(len(keys))})"
+    )
+    params += [adapt(now), *keys]
+    with transaction.atomic():
+        CallbackAttempt.objects.bulk_create(
+            [
+                CallbackAttempt(
+                    delivery_id=r.claimed.request_id,
+                    number=r.claimed.number,
+                    started_at=r.started_at,
+                    duration_ms=r.duration_ms,
+                    http_status=r.http_status,
+                    error=r.error,
+                    response_excerpt=r.excerpt,
+                )
+                for r in results
+            ]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def deliveries_attempt(*, request_ids: Sequence[str | uuid.UUID]) -> dict[str, int]:
+    """One attempt of each delivery among `request_ids` that is open and due; returns counts by outcome.
+
+    Safe to run twice: a delivery claimed by another run is not due, so it is skipped.
+    """
+    ids = [_as_uuid(rid) for rid in request_ids]
+    if not ids:
+        return {}
+    claimed = _claim(ids, timezone.now())
+    if not claimed:
+        return {}
+    results = _attempts_make(claimed)
+    now = timezone.now()
+    _results_record(results, now)
+
+    soon = [
+        r for r in results if r.next_at is not None and (r.next_at - now).total_seconds() <= COUNTDOWN_MAX_S
+    ]
+    if soon:
+        # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
+        delay_s = max((r.next_at - now).total_seconds() for r in soon if r.next_at is not None) + 0.5
+        deliveries_send(
+            due=[DueDelivery(r.claimed.request_id, r.claimed.url, r.next_at) for r in soon if r.next_at],
+            countdown=delay_s,
+        )
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r.outcome.value] += 1
+        callback_attempt_observe(outcome=r.outcome.value, duration_ms=r.duration_ms)
+        if r.outcome != AttemptOutcome.DELIVERED:
+            # Failures one line each (they are what an operator looks for); successes in the batch line.
+            logger.info(
+                "callback_attempt",
+                request_id=str(r.claimed.request_id),
+                attempt=r.claimed.number,
+                http_status=r.http_status,
+                outcome=r.outcome.value,
+                error=r.error or None,
+                duration_ms=r.duration_ms,
+            )
+    # One line per request per batch: the delivered ones here, each other one in its own line above.
+    logger.info(
+        "callback_batch",
+        receiver="{}://{}:{}".format(*receiver_of(claimed[0].url)),
+        attempts=len(results),
+        **counts,
+        request_ids=[str(r.claimed.request_id) for r in results if r.outcome == AttemptOutcome.DELIVERED],
+    )
+    return dict(counts)
 
 
 def deliveries_dispatch_due(*, limit: int = 1000, queue_empty: bool = False) -> int:
@@ -207,18 +436,19 @@ def deliveries_dispatch_due(*, limit: int = 1000, queue_empty: bool = False) -> 
         settings.CHARGE_CALLBACK_REDISPATCH_IDLE_S if queue_empty else settings.CHARGE_CALLBACK_REDISPATCH_S
     )
     lost_before = now - timedelta(seconds=presumed_lost_after)
-    due = list(
-        CallbackDelivery.objects.filter(
+    due = [
+        DueDelivery(request_id, url, due_at or now)  # (due_at is set: the filter asks next_attempt_at <= now)
+        for request_id, url, due_at in CallbackDelivery.objects.filter(
             Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_before),
-            status__in=[CallbackDelivery.Status.PENDING, CallbackDelivery.Status.RETRYING],
+            status__in=_OPEN,
             next_attempt_at__lte=now,
         )
         .order_by("next_attempt_at")
-        .values_list("request_id", "next_attempt_at")[:limit]
-    )
-    for request_id, due_at in due:
-        if due_at is not None:  # (always: the filter above asks next_attempt_at <= now)
-            _deliver_task_send(request_id=str(request_id), due_at=due_at)
+        .values_list("request_id", "url", "next_attempt_at")[:limit]
+    ]
+    if due:
+        deliveries_send(due=due)
+        logger.info("callbacks_dispatched", count=len(due))
     return len(due)
 
 
@@ -229,4 +459,5 @@ def delivery_redeliver(*, delivery: CallbackDelivery) -> None:
         CallbackDelivery.objects.filter(pk=delivery.pk).update(
             status=CallbackDelivery.Status.RETRYING, next_attempt_at=now, dispatched_at=None
         )
-        delivery_enqueue(request_id=str(delivery.pk), due_at=now)
+        due = [DueDelivery(request_id=delivery.pk, url=delivery.url, due_at=now)]
+        transaction.on_commit(lambda: deliveries_send(due=due))

@@ -47,7 +47,15 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class CallbackRefused(Exception):
-    """The callback URL resolves to an address deliveries may not reach."""
+    """The callback URL resolves to an address deliveries may not reach.
+
+    `final` when trying again cannot help: our own rules refuse the address (or the host name can
+    never resolve), as opposed to a name that did not resolve this time.
+    """
+
+    def __init__(self, message: str, *, final: bool) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,12 @@ def callback_target_check(
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolver(hostname, port)
+    except UnicodeError as exc:  # a label IDNA cannot encode (over 63 characters, say): never resolvable
+        raise CallbackRefused(f"invalid host name {hostname[:100]!r}: {exc}", final=True) from None
     except OSError as exc:
-        raise CallbackRefused(f"cannot resolve {hostname}: {exc}") from None
+        raise CallbackRefused(f"cannot resolve {hostname}: {exc}", final=False) from None
     if not addresses:
-        raise CallbackRefused(f"cannot resolve {hostname}")
+        raise CallbackRefused(f"cannot resolve {hostname}", final=False)
     exempt = allow_private or hostname.lower() in {host.lower() for host in allowed_hosts}
     refusals = []
     for text in addresses:
@@ -111,4 +121,4 @@ def callback_target_check(
         if reason is None or (exempt and reason != "cloud metadata address"):
             return CheckedTarget(address=str(address), hostname=hostname, port=port)
         refusals.append(f"{address} ({reason})")
-    raise CallbackRefused(f"{hostname} resolves only to refused addresses: {', '.join(refusals)}")
+    raise CallbackRefused(f"{hostname} resolves only to refused addresses: {', '.join(refusals)}", final=True)

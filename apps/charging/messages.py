@@ -9,7 +9,7 @@ import contextlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
@@ -19,6 +19,10 @@ from apps.callbacks.urlguard import callback_url_check
 SCHEMA_HEADER = "schema"
 SCHEMA_V1 = "charge.request.v1"
 REQUEST_ID_HEADER = "request_id"
+# Timestamps outside these years are not a request of ours (and years 1 or 9999 break date
+# arithmetic and some databases): the message is malformed.
+MESSAGE_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+MESSAGE_TIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class MalformedMessage(ValueError):
@@ -72,7 +76,31 @@ def _aware_datetime(body: dict[str, Any], field: str) -> datetime:
         raise MalformedMessage(f"{field}: not an RFC 3339 timestamp") from None
     if moment.tzinfo is None:
         raise MalformedMessage(f"{field}: the timestamp needs a UTC offset")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise MalformedMessage(f"{field}: out of range") from None
+    if not MESSAGE_TIME_MIN <= moment < MESSAGE_TIME_MAX:
+        raise MalformedMessage(
+            f"{field}: out of range (years {MESSAGE_TIME_MIN.year} to {MESSAGE_TIME_MAX.year - 1})"
+        )
     return moment
+
+
+def _text_unstorable(value: str) -> str | None:
+    """Why the database cannot hold this text (NUL, a lone UTF-16 surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone UTF-16 surrogate)"
+    return None
+
+
+def _storable(value: str) -> str:
+    """The text with what the database cannot hold replaced, for a row that logs a bad message."""
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _salvage(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,9 +115,12 @@ def _salvage(body: dict[str, Any]) -> dict[str, Any]:
         found["callback_url"] = callback_url_check(body.get("callback_url"))  # type: ignore[arg-type]
     for field in ("station_id", "driver_token"):
         value = body.get(field)
-        found[field] = value[:255] if isinstance(value, str) else ""
+        found[field] = _storable(value)[:255] if isinstance(value, str) else ""
+    if "callback_url" in found and _text_unstorable(found["callback_url"]):
+        del found["callback_url"]
     client_id = body.get("client_id")
-    found["client_id"] = client_id if isinstance(client_id, int) and not isinstance(client_id, bool) else None
+    usable = isinstance(client_id, int) and not isinstance(client_id, bool) and 0 < client_id < 2**63
+    found["client_id"] = client_id if usable else None
     return found
 
 
@@ -113,6 +144,9 @@ def decode_v1(value: bytes | None) -> ChargeRequestV1:
 
 
 def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
+    for field, value in body.items():
+        if isinstance(value, str) and (why := _text_unstorable(value)):
+            raise MalformedMessage(f"{str(field)[:40]}: {why}")
     if type(body.get("v")) is not int or body.get("v") != 1:  # True == 1 in Python
         raise MalformedMessage(f"v: unsupported message version {body.get('v')!r}")
     try:
@@ -120,8 +154,10 @@ def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
     except ValueError:
         raise MalformedMessage("request_id: not a UUID") from None
     client_id = body.get("client_id")
-    if client_id is not None and (not isinstance(client_id, int) or isinstance(client_id, bool)):
-        raise MalformedMessage("client_id: an integer or null is required")
+    if client_id is not None and (
+        not isinstance(client_id, int) or isinstance(client_id, bool) or not 0 < client_id < 2**63
+    ):
+        raise MalformedMessage("client_id: a positive 64-bit integer or null is required")
     try:
         station_id = station_id_normalize(body.get("station_id"))  # type: ignore[arg-type]
     except ValueError as exc:
@@ -146,4 +182,19 @@ def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
         received_at=_aware_datetime(body, "received_at"),
         deadline=_aware_datetime(body, "deadline"),
         source=source,
+    )
+
+
+def unstorable_message(message: ChargeRequestV1, error: Exception) -> MalformedMessage:
+    """A decoded message the database refused to store, as a malformed one (dead letter, `invalid`)."""
+    salvage: dict[str, Any] = {
+        "request_id": message.request_id,
+        "client_id": message.client_id,
+        "station_id": _storable(message.station_id)[:255],
+        "driver_token": _storable(message.driver_token)[:255],
+    }
+    if not _text_unstorable(message.callback_url):
+        salvage["callback_url"] = message.callback_url
+    return MalformedMessage(
+        f"the database refused the message: {type(error).__name__}: {str(error)[:200]}", salvage=salvage
     )

@@ -12,12 +12,12 @@ from typing import Any
 import structlog
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.access.policy import Decision, Reason, Status
-from apps.access.services import authorization_decide
-from apps.callbacks.services import delivery_create
+from apps.access.services import authorization_decide, authorizations_decide
+from apps.callbacks.services import DecidedRequest, deliveries_create
 from apps.charging.idempotency import (
     body_fingerprint,
     idempotency_complete,
@@ -124,6 +124,13 @@ def charging_request_accept_once(
     return Acceptance(request_id=request_id, replayed=False)
 
 
+# Errors that say the database refuses a message's values (PostgreSQL's DataError for a value it
+# cannot hold, a driver's UnicodeEncodeError for a lone surrogate), as opposed to a database that is
+# away (OperationalError, InterfaceError) or a fault of ours (ProgrammingError): only these make a
+# message unstorable. The others are retried, with the batch, until they pass.
+UNSTORABLE_ERRORS: tuple[type[Exception], ...] = (DataError, IntegrityError, ValueError)
+
+
 @dataclass(frozen=True)
 class Consumed:
     """A v1 message as the bridge read it, with where it sits in the topic."""
@@ -186,7 +193,7 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
             },
         )
         if created:
-            delivery_create(request=request)
+            deliveries_create(decided=[_decided(request)])
     if created:
         decision_observe(
             status=request.status,
@@ -198,73 +205,192 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
     return True
 
 
-def decision_record(*, request: ChargingRequest, decision: Decision, at: datetime) -> bool:
-    """Record the decision of a pending request and create its callback delivery, exactly once.
-
-    `request` is the row as read while pending. The update is conditional on it still being
-    pending, so a redelivered task, or the sweep racing a worker, changes nothing: False tells the
-    caller another decision was there first.
-    """
-    with transaction.atomic():
-        updated = ChargingRequest.objects.filter(request_id=request.request_id, status=Status.PENDING).update(
-            status=decision.status.value, reason=decision.reason.value, decided_at=at
-        )
-        if not updated:
-            return False
-        # The row is ours now: the values just written are its values (no second read).
-        request.status, request.reason, request.decided_at = (
-            decision.status.value,
-            decision.reason.value,
-            at,
-        )
-        delivery_create(request=request)
-    logger.info(
-        "request_decided",
-        request_id=str(request.request_id),
-        status=decision.status.value,
-        reason=decision.reason.value,
-    )
-    decision_observe(
-        status=decision.status.value,
-        reason=decision.reason.value,
-        source=request.source,
+def _decided(request: ChargingRequest) -> DecidedRequest:
+    return DecidedRequest(
+        request_id=request.request_id,
+        client_id=request.client_id,
+        station_id=request.station_id,
+        driver_token=request.driver_token,
+        callback_url=request.callback_url,
+        status=request.status,
+        reason=request.reason,
         requested_at=request.requested_at,
-        decided_at=at,
+        decided_at=request.decided_at or request.requested_at,
     )
-    return True
 
 
-def charging_request_decide(*, request_id: str, backend_failed: bool = False) -> bool:
-    """The authorize task's work: decide a pending request against the ACL (or as overdue)."""
-    request = ChargingRequest.objects.filter(request_id=request_id, status=Status.PENDING).first()
-    if request is None:
-        return False  # already decided, or not stored (yet): nothing to do
-    at = timezone.now()
-    if at > request.deadline:
-        reason = Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT
-        decision = Decision(Status.UNKNOWN, reason)
-    else:
-        decision = authorization_decide(
-            station_id=request.station_id, driver_token=request.driver_token, at=at
+@dataclass(frozen=True)
+class _Pending:
+    """A pending row as the batch decision reads it (a values row, no model instance)."""
+
+    request_id: uuid.UUID
+    client_id: int | None
+    station_id: str
+    driver_token: str
+    callback_url: str
+    source: str
+    requested_at: datetime
+    deadline: datetime
+
+
+_PENDING_FIELDS = (
+    "request_id",
+    "client_id",
+    "station_id",
+    "driver_token",
+    "callback_url",
+    "source",
+    "requested_at",
+    "deadline",
+)
+
+
+def _decisions_record(decisions: dict[uuid.UUID, Decision], *, at: datetime) -> set[uuid.UUID]:
+    """Write every decision of a batch in one conditional UPDATE; returns the rows this call won.
+
+    Only rows still pending change, so a redelivered task, two overlapping batches or the sweep
+    racing a worker leave each request with exactly one decision: the ids RETURNING gives back are
+    the ones decided here, and only they get a delivery.
+    """
+    pk = ChargingRequest._meta.pk
+    assert pk is not None  # noqa: S101 - a model always has one; this narrows the type
+    # A batch holds few distinct outcomes: one CASE branch per (status, reason), not one per row.
+    by_outcome: dict[tuple[str, str], list[Any]] = {}
+    for request_id, decision in decisions.items():
+        outcome = (decision.status.value, decision.reason.value)
+        by_outcome.setdefault(outcome, []).append(pk.get_db_prep_value(request_id, connection))
+    status_cases, reason_cases, params_status, params_reason = [], [], [], []
+    for (status, reason), keys in by_outcome.items():
+        holes = ", ".join(["%s"] * len(keys))
+        status_cases.append(f"WHEN request_id IN ({holes}) THEN %s")
+        reason_cases.append(f"WHEN request_id IN ({holes}) THEN %s")
+        params_status += [*keys, status]
+        params_reason += [*keys, reason]
+    all_keys = [key for keys in by_outcome.values() for key in keys]
+    sql = (
+        f"UPDATE {ChargingRequest._meta.db_table} SET "  # noqa: S608 - names from the model, values as parameters
+        f"status = CASE {' '.join(status_cases)} END, reason = CASE {' '.join(reason_cases)} END, "
+        f"decided_at = %s WHERE request_id IN ({', '.join(['%s'] * len(all_keys))}) AND status = %s "
+        "RETURNING request_id"
+    )
+    params = [
+        *params_status,
+        *params_reason,
+        connection.ops.adapt_datetimefield_value(at),
+        *all_keys,
+        Status.PENDING.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        won = cursor.fetchall()
+    return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in won}
+
+
+def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_failed: bool = False) -> int:
+    """The authorize task's work: decide a batch of pending requests set-wise; returns how many it decided.
+
+    One read of the rows still pending, one ACL read for all their (station, token) pairs, the pure
+    decide() per row (a row past its deadline is unknown/timeout, or unknown/backend_unavailable
+    after the database was away), one conditional UPDATE that returns the rows it won, one INSERT of
+    their deliveries, and the callback tasks once that commits. Ids already decided, or not stored
+    (yet), are skipped.
+    """
+    ids = [rid if isinstance(rid, uuid.UUID) else uuid.UUID(str(rid)) for rid in request_ids]
+    if not ids:
+        return 0
+    pending = [
+        _Pending(*row)
+        for row in ChargingRequest.objects.filter(request_id__in=ids, status=Status.PENDING).values_list(
+            *_PENDING_FIELDS
         )
-    return decision_record(request=request, decision=decision, at=at)
+    ]
+    if not pending:
+        return 0
+    at = timezone.now()
+    overdue = Decision(Status.UNKNOWN, Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT)
+    in_time = [row for row in pending if at <= row.deadline]
+    verdicts = authorizations_decide(pairs=[(row.station_id, row.driver_token) for row in in_time], at=at)
+    decisions = {
+        row.request_id: verdicts[(row.station_id, row.driver_token)] if at <= row.deadline else overdue
+        for row in pending
+    }
+    with transaction.atomic():
+        won = _decisions_record(decisions, at=at)
+        decided = [row for row in pending if row.request_id in won]
+        deliveries_create(
+            decided=[
+                DecidedRequest(
+                    request_id=row.request_id,
+                    client_id=row.client_id,
+                    station_id=row.station_id,
+                    driver_token=row.driver_token,
+                    callback_url=row.callback_url,
+                    status=decisions[row.request_id].status.value,
+                    reason=decisions[row.request_id].reason.value,
+                    requested_at=row.requested_at,
+                    decided_at=at,
+                )
+                for row in decided
+            ]
+        )
+    for row in decided:
+        decision = decisions[row.request_id]
+        decision_observe(
+            status=decision.status.value,
+            reason=decision.reason.value,
+            source=row.source,
+            requested_at=row.requested_at,
+            decided_at=at,
+        )
+    if decided:
+        # One line per batch: grep a request_id and it is here, without a line per decision.
+        logger.info(
+            "requests_decided",
+            count=len(decided),
+            request_ids=[str(row.request_id) for row in decided],
+            statuses=sorted({decisions[row.request_id].status.value for row in decided}),
+        )
+    return len(decided)
 
 
 def charging_requests_expire_overdue(*, grace: timedelta, limit: int = 1000) -> int:
-    """Decide `unknown/timeout` for pending requests past their deadline (beat: charging.expire_overdue)."""
+    """Decide `unknown/timeout` for pending requests past their deadline (beat: charging.expire_overdue).
+
+    The same set-wise decision as the authorize task, on the overdue ids: past its deadline a row
+    can only be decided unknown/timeout.
+    """
     cutoff = timezone.now() - grace
     overdue = list(
-        ChargingRequest.objects.filter(status=Status.PENDING, deadline__lt=cutoff).order_by("deadline")[
-            :limit
-        ]
+        ChargingRequest.objects.filter(status=Status.PENDING, deadline__lt=cutoff)
+        .order_by("deadline")
+        .values_list("request_id", flat=True)[:limit]
     )
-    expired = 0
-    for request in overdue:
-        if decision_record(
-            request=request, decision=Decision(Status.UNKNOWN, Reason.TIMEOUT), at=timezone.now()
-        ):
-            expired += 1
+    expired = sum(
+        charging_requests_decide(request_ids=chunk)
+        for chunk in _chunks(overdue, settings.CHARGE_AUTHORIZE_BATCH)
+    )
+    if expired:
+        logger.warning("overdue_requests_expired", count=expired)
     return expired
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def authorize_tasks_send(*, request_ids: Sequence[str | uuid.UUID], producer: Any = None) -> int:
+    """Queue charging.authorize tasks of up to CHARGE_AUTHORIZE_BATCH ids each; returns how many tasks."""
+    chunks = _chunks([str(rid) for rid in request_ids], settings.CHARGE_AUTHORIZE_BATCH)
+    with current_app.producer_or_acquire(producer) as connected:
+        for chunk in chunks:
+            current_app.send_task(
+                AUTHORIZE_TASK,
+                kwargs={"request_ids": list(chunk)},
+                producer=connected,
+                # What Flower and Celery's log show instead of every id.
+                kwargsrepr=f"{{'requests': {len(chunk)}, 'first': '{chunk[0]}'}}",
+            )
+    return len(chunks)
 
 
 def charging_requests_requeue_stale(*, older_than: timedelta, limit: int = 1000) -> int:
@@ -282,9 +408,8 @@ def charging_requests_requeue_stale(*, older_than: timedelta, limit: int = 1000)
         .order_by("deadline")
         .values_list("request_id", flat=True)[:limit]
     )
-    for request_id in stale:
-        current_app.send_task(AUTHORIZE_TASK, kwargs={"request_id": str(request_id)})
     if stale:
+        authorize_tasks_send(request_ids=stale)
         logger.warning("stale_requests_requeued", count=len(stale))
     return len(stale)
 
@@ -323,7 +448,8 @@ def charging_request_decide_sync(
             deadline=deadline,
         )
         structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
-        delivery_create(request=request)
+        if callback_url:
+            deliveries_create(decided=[_decided(request)])
     decision_observe(
         status=decision.status.value,
         reason=decision.reason.value,

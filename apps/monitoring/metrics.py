@@ -67,6 +67,14 @@ BRIDGE_BATCH_FAILURES = Counter(
     "Batches that failed and were rewound to be read again.",
 )
 
+# --- tasks -----------------------------------------------------------------------------------------
+TASK_BATCH_SIZE = Histogram(
+    "charge_task_batch_size",
+    "Requests (charging.authorize) or deliveries (callbacks.deliver) one task carried, by task.",
+    ["task"],
+    buckets=_BATCH_BUCKETS,
+)
+
 # --- decisions (workers, beat sweeps, synchronous routes) -------------------------------------------
 DECISIONS = Counter(
     "charge_decisions",
@@ -91,6 +99,11 @@ CALLBACK_ATTEMPT_SECONDS = Histogram(
     "Duration of one callback attempt, by outcome.",
     ["outcome"],
     buckets=_CALLBACK_BUCKETS,
+)
+
+CALLBACK_ENQUEUE_FAILURES = Counter(
+    "charge_callback_enqueue_failures",
+    "Deliveries whose deliver task could not be queued (broker away); the dispatch sweep sends them.",
 )
 
 # --- readiness --------------------------------------------------------------------------------------
@@ -137,10 +150,12 @@ def exported_metric_names() -> set[str]:
         BRIDGE_BATCH_SIZE,
         BRIDGE_MESSAGES,
         BRIDGE_BATCH_FAILURES,
+        TASK_BATCH_SIZE,
         DECISIONS,
         DECISION_LATENCY_SECONDS,
         CALLBACK_ATTEMPTS,
         CALLBACK_ATTEMPT_SECONDS,
+        CALLBACK_ENQUEUE_FAILURES,
         READINESS_FAILURES,
     ):
         for family in metric.describe():

@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python manage.py ensure_topics --wait 120
+# Static group membership: restarted under the same id, the bridge takes its partitions back at once.
+default_instance='{hostname}-bridge'
+export CHARGE_BRIDGE_INSTANCE_ID=${CHARGE_BRIDGE_INSTANCE_ID-$default_instance}
 exec .venv/bin/python manage.py run_bridge

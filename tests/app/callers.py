@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,9 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from django.test import Client
+from django.utils import timezone
 
+from apps.callbacks.services import DELIVER_TASK, DecidedRequest
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient, ApiKey
 
@@ -67,3 +70,41 @@ class MakeCaller(Protocol):
 
 # The log_row fixture: an unsaved decision-log row of `client`, with any field overridden.
 LogRow = Callable[..., ChargingRequest]
+
+
+class SentTasks:
+    """Stands in for the Celery app in apps.callbacks.services (the app layer runs no broker).
+
+    Records the delivery ids of every deliver task sent, with its countdown; `refuse` makes it act
+    as a broker that is away.
+    """
+
+    def __init__(self) -> None:
+        self.request_ids: list[str] = []
+        self.countdowns: list[float | None] = []
+        self.refuse = False
+
+    def producer_or_acquire(self, producer: Any = None) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def send_task(self, name: str, *, kwargs: dict[str, Any], **options: Any) -> None:
+        if self.refuse:
+            raise ConnectionError("broker down")
+        assert name == DELIVER_TASK
+        self.request_ids.extend(kwargs["request_ids"])
+        self.countdowns.append(options.get("countdown"))
+
+
+def decided_of(request: ChargingRequest) -> DecidedRequest:
+    """A saved decision-log row as the plain values a delivery is made from."""
+    return DecidedRequest(
+        request_id=request.request_id,
+        client_id=request.client_id,
+        station_id=request.station_id,
+        driver_token=request.driver_token,
+        callback_url=request.callback_url,
+        status=request.status,
+        reason=request.reason,
+        requested_at=request.requested_at,
+        decided_at=timezone.now(),
+    )

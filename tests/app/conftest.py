@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
-from tests.app.callers import CALLBACK, STATION, TOKEN, Caller, LogRow, MakeCaller
+from tests.app.callers import CALLBACK, STATION, TOKEN, Caller, LogRow, MakeCaller, SentTasks
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +84,11 @@ def log_row(db: None) -> LogRow:
         return ChargingRequest(**values)
 
     return build
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
+    """Deliver tasks the callbacks services send, recorded instead of published."""
+    tasks = SentTasks()
+    monkeypatch.setattr("apps.callbacks.services.current_app", tasks)
+    return tasks

@@ -18,26 +18,7 @@ from django.utils import timezone
 from apps.callbacks import services
 from apps.callbacks.models import CallbackDelivery
 from apps.charging.models import ChargingRequest
-from tests.app.callers import LogRow
-
-
-class SentTasks:
-    def __init__(self) -> None:
-        self.request_ids: list[str] = []
-        self.refuse = False
-
-    def send_task(self, name: str, *, kwargs: dict[str, Any], countdown: float | None = None) -> None:
-        if self.refuse:
-            raise ConnectionError("broker down")
-        assert name == services.DELIVER_TASK
-        self.request_ids.append(kwargs["request_id"])
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
-    tasks = SentTasks()
-    monkeypatch.setattr(services, "current_app", tasks)
-    return tasks
+from tests.app.callers import LogRow, SentTasks, decided_of
 
 
 @pytest.fixture
@@ -80,7 +61,7 @@ def test_a_claimed_delivery_whose_worker_died_is_sent_again_after_its_lease(
 ) -> None:
     request_id = delivery(due_in_s=-1, dispatched_s_ago=1)
     # A worker takes it: the claim clears the mark and pushes next_attempt_at by the lease.
-    assert services._claim(uuid.UUID(request_id)) is not None
+    assert services._claim([uuid.UUID(request_id)], timezone.now())
     row = CallbackDelivery.objects.get(request_id=request_id)
     assert row.dispatched_at is None
     assert services.deliveries_dispatch_due() == 0  # within the lease: the worker may still finish
@@ -99,8 +80,9 @@ def test_a_task_the_broker_refused_is_sent_by_the_next_sweep(
     request = log_row(client=None, status=ChargingRequest.DecisionStatus.ALLOWED)
     request.save()
     sent.refuse = True
-    with pytest.raises(ConnectionError), django_capture_on_commit_callbacks(execute=True):
-        services.delivery_create(request=request)
+    # The decision is committed: a broker that is away is logged, never raised to the caller.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.deliveries_create(decided=[decided_of(request)])
     # The decision and its delivery stay, not marked as having a queued task: the sweep sends it.
     assert CallbackDelivery.objects.get(request_id=request.request_id).dispatched_at is None
 
@@ -115,7 +97,7 @@ def test_a_new_delivery_is_marked_once_its_task_is_sent(
     request = log_row(client=None, status=ChargingRequest.DecisionStatus.ALLOWED)
     request.save()
     with django_capture_on_commit_callbacks(execute=True):
-        services.delivery_create(request=request)
+        services.deliveries_create(decided=[decided_of(request)])
     assert sent.request_ids == [str(request.request_id)]
     assert CallbackDelivery.objects.get(request_id=request.request_id).dispatched_at is not None
     assert services.deliveries_dispatch_due() == 0

@@ -91,19 +91,23 @@ def test_one_grep_follows_a_request_through_every_process(
         found["bridge"] = _grep(request_id, _file_lines(bridge_logs))
         found["worker"] = _grep(request_id, _file_lines(worker_logs))
         events = {line["event"] for lines in found.values() for line in lines}
-        return {"request_accepted", "request_bridged", "request_decided", "callback_attempt"} <= events
+        return {"request_accepted", "requests_bridged", "requests_decided", "callback_batch"} <= events
 
     wait_until(every_process_logged_it, timeout=20, what=f"log lines of {request_id} in every process")
 
     assert {line["event"] for line in found["api"]} >= {"request_accepted"}
-    assert {line["event"] for line in found["bridge"]} == {"request_bridged"}
-    by_task = {(line.get("task"), line["event"]) for line in found["worker"]}
-    assert ("charging.authorize", "request_decided") in by_task
-    assert ("callbacks.deliver", "callback_attempt") in by_task
-    # Every line that names the request names it in the request_id field, as one JSON object.
+    # One line per stage: the bridge's and the workers' lines are per batch and list its requests.
+    assert [line["event"] for line in found["bridge"]] == ["requests_bridged"]
+    by_task = [(line.get("task"), line["event"]) for line in found["worker"]]
+    assert sorted(by_task) == [
+        ("callbacks.deliver", "callback_batch"),
+        ("charging.authorize", "requests_decided"),
+    ]
+    # Every line that names the request names it in a field of its own, as one JSON object: the
+    # request_id of the api's lines, the request_ids of a batch's.
     for lines in found.values():
         for line in lines:
-            assert line["request_id"] == request_id, line
+            assert line.get("request_id") == request_id or request_id in line["request_ids"], line
 
 
 def test_the_bridge_and_a_prefork_worker_serve_their_metrics(

@@ -179,6 +179,8 @@ def fault_stack(
     pipeline.api_client.rate_limit_per_s = 10_000
     pipeline.api_client.save()
     pipeline.env["CHARGE_REQUEUE_AFTER_S"] = "3"
+    # As `make run` and compose do: the supervisor restarts the bridge under the same member id.
+    pipeline.env["CHARGE_BRIDGE_INSTANCE_ID"] = f"fault-bridge-{new_id()[:8]}"
     # A delivery claimed by a worker that lost its database connection mid-attempt is due again after
     # the lease: 15 s instead of production's 60 (still three times the 5 s an attempt may last).
     pipeline.env["CHARGE_CALLBACK_CLAIM_LEASE_S"] = "15"

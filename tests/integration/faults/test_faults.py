@@ -46,6 +46,7 @@ SETTLE_FIGURES = frozenset(
         "decisions",
         "duplicate_callbacks",
         "settled_after_load_s",
+        "slowest_decision_s",
     }
 )
 
@@ -85,6 +86,13 @@ def _settle(stack: FaultStack, load: Load, *, callbacks_arrive: bool = True) -> 
     assert not ChargingRequest.objects.filter(callback_url__in=refused_urls).exists()
     assert CallbackDelivery.objects.filter(request_id__in=accepted).count() == len(accepted)
 
+    latencies = [
+        (decided - requested).total_seconds()
+        for requested, decided in ChargingRequest.objects.filter(request_id__in=accepted).values_list(
+            "requested_at", "decided_at"
+        )
+        if decided is not None
+    ]
     per_request = collections.Counter(r.headers.get("x-charge-request-id") for r in receiver.received)
     statuses = collections.Counter(
         ChargingRequest.objects.filter(request_id__in=accepted).values_list("status", flat=True)
@@ -100,6 +108,7 @@ def _settle(stack: FaultStack, load: Load, *, callbacks_arrive: bool = True) -> 
         decisions=dict(statuses),
         duplicate_callbacks=sum(count - 1 for count in per_request.values() if count > 1),
         settled_after_load_s=round(settled_s, 1),
+        slowest_decision_s=round(max(latencies, default=0.0), 2),
     )
 
 
@@ -118,6 +127,9 @@ def test_bridge_killed_and_restarted(fault_stack: FaultStack) -> None:
     _settle(fault_stack, load)
     assert fault_stack.report["no_answer"] == 0
     assert [r["process"] for r in fault_stack.report["restarted"]] == ["bridge"]
+    # The restarted bridge (same static member id) takes the partitions back at once, not after the
+    # dead one's session: every request is decided, none runs out its 10 s deadline as `unknown`.
+    assert fault_stack.report["decisions"].get("unknown", 0) == 0, fault_stack.report
 
 
 def test_worker_killed_and_restarted(fault_stack: FaultStack) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from django.test import Client
@@ -21,10 +22,11 @@ from apps.charging.topics import topics_ensure
 from apps.clients.models import ApiClient
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
 from tests.receiver import CallbackReceiver
-from tests.stack import ManagedProcess, wait_until
+from tests.stack import ManagedProcess, free_port, wait_until
 
 PYTHON = sys.executable
 CELERY = str(Path(sys.executable).with_name("celery"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -113,6 +115,24 @@ class Pipeline:
         self.processes.append(process.start())
         bridge_wait_ready(process)
         return process
+
+    def start_api(self, *, workers: int = 2, threads: int = 4, **env: str) -> str:
+        """gunicorn serving project.wsgi on a free port, as `make run` does; returns the /api base URL."""
+        port = free_port()
+        argv = [GUNICORN, "project.wsgi", "--bind", f"127.0.0.1:{port}"]
+        argv += ["--workers", str(workers), "--threads", str(threads)]
+        process = ManagedProcess(
+            "api", argv, self.log_dir / f"api-{uuid.uuid4().hex[:6]}.log", env={**self.env, **env}
+        )
+        self.processes.append(process.start())
+        api_url = f"http://127.0.0.1:{port}/api"
+
+        def healthy() -> bool:
+            process.ensure_running()
+            return httpx.get(f"{api_url}/healthz", timeout=1).status_code == 200
+
+        wait_until(healthy, timeout=60, what="api")
+        return api_url
 
     def post_json(self, client: Client, path: str, body: dict[str, Any], **headers: Any) -> Any:
         return client.post(path, body, content_type="application/json", **self.auth, **headers)

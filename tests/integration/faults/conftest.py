@@ -25,13 +25,12 @@ import pytest
 from apps.access.services import acl_insert
 from apps.charging.topics import topics_ensure
 from tests.integration.conftest import Pipeline
-from tests.stack import ManagedProcess, Service, free_port, start_kafka, wait_until
+from tests.stack import ManagedProcess, Service, start_kafka, wait_until
 
 FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "300"))
 FAULT_RATE = float(os.environ.get("FAULT_RATE", "100"))
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "FAULT-TOKEN-0123456789"
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -184,16 +183,8 @@ def fault_stack(
     # A delivery claimed by a worker that lost its database connection mid-attempt is due again after
     # the lease: 15 s instead of production's 60 (still three times the 5 s an attempt may last).
     pipeline.env["CHARGE_CALLBACK_CLAIM_LEASE_S"] = "15"
-    port = free_port()
-    api = ManagedProcess(
-        "api",
-        [GUNICORN, "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
-        pipeline.log_dir / "api.log",
-        env=pipeline.env,
-    )
-    pipeline.processes.append(api.start())
-    api_url = f"http://127.0.0.1:{port}/api"
-    wait_until(lambda: httpx.get(f"{api_url}/healthz", timeout=1).status_code == 200, timeout=60, what="api")
+    api_url = pipeline.start_api()
+    api = pipeline.processes[-1]
     report: dict[str, Any] = {"test": request.node.name, "requests": FAULT_REQUESTS, "rate": FAULT_RATE}
     supervisor = Supervisor(report)
 

@@ -276,8 +276,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
 
 # --- Logging --------------------------------------------------------------------------------------
-# One JSON object per line (structlog), carrying request_id wherever it is bound in contextvars.
+# Structured lines (structlog), carrying request_id wherever it is bound in contextvars: one JSON
+# object per line, or structlog's console lines for a person at a terminal (LOG_FORMAT=console;
+# `make run` sets it when its output is a terminal, since honcho pipes every process's output).
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}")
 _shared_processors: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -293,22 +298,31 @@ structlog.configure(
     wrapper_class=structlog.stdlib.BoundLogger,
     cache_logger_on_first_use=True,
 )
+_renderer: structlog.typing.Processor = (
+    structlog.dev.ConsoleRenderer(colors=False)
+    if LOG_FORMAT == "console"
+    else structlog.processors.JSONRenderer()
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
+        "structured": {
             "()": structlog.stdlib.ProcessorFormatter,
             "processors": [
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
+                _renderer,
             ],
             "foreign_pre_chain": _shared_processors,
         },
     },
+    "filters": {
+        # A periodic sweep that found nothing to do says nothing (beat wakes three every 5 s).
+        "idle_sweeps": {"()": "workers.telemetry.IdleSweepFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -316,9 +330,14 @@ LOGGING = {
         # restarts; our producer and bridge log the failures that matter, with request ids.
         "kafka": {"level": env.str("KAFKA_LOG_LEVEL", default="CRITICAL")},
         "django.db.backends": {"level": "WARNING"},
-        # Celery's own line per task received and succeeded. INFO: operators read them; WARNING
-        # saves ~0.6 ms of CPU per task (our services still log each decision and callback attempt).
-        "celery.app.trace": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
-        "celery.worker.strategy": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO")},
+        # Celery's line per task succeeded carries what the task returns: how many requests or
+        # deliveries it handled. Its "received" line says nothing more, so it shows at DEBUG only.
+        "celery.app.trace": {
+            "level": env.str("CELERY_TASK_LOG_LEVEL", default="INFO"),
+            "filters": ["idle_sweeps"],
+        },
+        "celery.worker.strategy": {"level": env.str("CELERY_RECEIVED_LOG_LEVEL", default="WARNING")},
+        # beat's "Sending due task" line, three every 5 s at rest.
+        "celery.beat": {"level": env.str("CELERY_BEAT_LOG_LEVEL", default="WARNING")},
     },
 }

@@ -6,6 +6,7 @@ process has them; only worker processes ever fire them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
@@ -36,3 +37,15 @@ def _serve_worker_metrics(**_: Any) -> None:
     from apps.monitoring.exposition import metrics_server_start  # noqa: PLC0415 - Django is set up by now
 
     metrics_server_start(port=settings.CHARGE_WORKER_METRICS_PORT, process="worker")
+
+
+# The beat-driven sweeps (workers/tasks.py); each returns how many rows it handled.
+SWEEP_TASKS = frozenset({"charging.expire_overdue", "charging.requeue_stale", "callbacks.dispatch_due"})
+
+
+class IdleSweepFilter(logging.Filter):
+    """Drops Celery's "succeeded" line of a sweep that handled nothing: at rest, the log stays quiet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        details = record.args if isinstance(record.args, dict) else {}
+        return not (details.get("name") in SWEEP_TASKS and str(details.get("return_value")) == "0")

@@ -33,6 +33,8 @@ for var in "${ports[@]}"; do
 done
 
 export DEBUG=${DEBUG:-1}
+# honcho pipes every process's output, so they cannot see the terminal themselves: tell them.
+if [ -t 1 ]; then export LOG_FORMAT=${LOG_FORMAT:-console}; fi
 export CHARGE_CALLBACK_ALLOW_PRIVATE=${CHARGE_CALLBACK_ALLOW_PRIVATE:-1}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}

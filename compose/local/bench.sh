@@ -13,6 +13,9 @@
 # AUTHORIZE_CONCURRENCY, CALLBACK_CONCURRENCY, CHARGE_PRODUCER_LINGER_MS, CHARGE_BRIDGE_BATCH,
 # CELERY_WORKER_PREFETCH_MULTIPLIER, DB_CONN_MAX_AGE, LOG_LEVEL...).
 set -euo pipefail
+# Our own modules are compiled once and cached (__pycache__, ignored by git), not at every start of
+# every process, as PYTHONDONTWRITEBYTECODE in some environments would have it.
+unset PYTHONDONTWRITEBYTECODE
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PY=$ROOT/.venv/bin/python

@@ -21,8 +21,10 @@ if [ ! -x .venv/bin/uv ] || [ "$(.venv/bin/uv --version | awk '{print $2}')" != 
   echo "==> installing uv $UV_VERSION into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
-echo "==> installing locked Python packages (uv sync --frozen)"
+echo "==> installing locked Python packages (uv sync --frozen --compile-bytecode)"
 # --frozen: install exactly uv.lock, never re-resolve; the lock changes only by `uv lock`.
-UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync --frozen --python .venv/bin/python --quiet
+# --compile-bytecode: every process of the stack starts from .pyc files; compiling Django, Celery
+# and the rest from source took ~2.6 s of CPU per process start where PYTHONDONTWRITEBYTECODE is set.
+UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync --frozen --compile-bytecode --python .venv/bin/python --quiet
 rm -f .venv/.installed-*
 touch "$stamp"

@@ -2,6 +2,9 @@
 # `make run`: every process of the stack under one supervisor (honcho) in the foreground.
 # Ctrl-C or SIGTERM stops them all. DB=postgres starts a local PostgreSQL instead of SQLite.
 set -euo pipefail
+# Our own modules are compiled once and cached (__pycache__, ignored by git), not at every start of
+# every process, as PYTHONDONTWRITEBYTECODE in some environments would have it.
+unset PYTHONDONTWRITEBYTECODE
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 

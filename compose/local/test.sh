@@ -3,6 +3,9 @@
 # PostgreSQL on free ports (tests/conftest.py) unless KAFKA_BOOTSTRAP_SERVERS, REDIS_URL or
 # DATABASE_URL point at running ones, so a `make run` stack is never touched.
 set -euo pipefail
+# Our own modules are compiled once and cached (__pycache__, ignored by git), not at every start of
+# every process, as PYTHONDONTWRITEBYTECODE in some environments would have it.
+unset PYTHONDONTWRITEBYTECODE
 cd "$(dirname "$0")/../.."
 export PATH=$PWD/.venv/bin:$PATH
 

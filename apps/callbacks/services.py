@@ -105,14 +105,19 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def deliveries_send(*, due: Sequence[DueDelivery], countdown: float | None = None) -> int:
-    """Queue deliver tasks, one per chunk of one receiver's deliveries, then mark them queued.
+def deliveries_send(
+    *, due: Sequence[DueDelivery], countdown: float | None = None, marked: bool = False
+) -> int:
+    """Queue deliver tasks, one per chunk of one receiver's deliveries; returns how many were queued.
 
-    Marked (`dispatched_at`) only once the broker has the tasks: a process that dies in between
-    leaves them unmarked and the dispatch sweep sends them again (a duplicate at worst, which the
-    claim makes harmless). The mark skips deliveries a fast worker has already claimed (the claim
-    moved next_attempt_at past every due time here). A broker that is away is logged and counted,
-    never raised: the decision is committed, and the sweep sends what was not marked.
+    `dispatched_at` says a task waits in the queue, so the dispatch sweep leaves the delivery alone.
+    On the hot paths (`marked`) the statement that created or rescheduled the rows has set it
+    already, saving a statement per batch: only what the broker refused is unmarked here, for the
+    sweep to send (a process killed between its commit and this publish leaves its rows marked;
+    the sweep then sends them once the queue is empty, CHARGE_CALLBACK_REDISPATCH_IDLE_S later).
+    Otherwise (sweep, redeliver) rows are marked once the broker has their tasks, skipping any a
+    fast worker has claimed meanwhile (the claim moved next_attempt_at past every due time here).
+    A broker that is away is logged and counted, never raised: the decision is committed.
     """
     by_receiver: dict[tuple[str, str, int], list[DueDelivery]] = defaultdict(list)
     for item in due:
@@ -136,10 +141,14 @@ def deliveries_send(*, due: Sequence[DueDelivery], countdown: float | None = Non
     except Exception as exc:  # noqa: BLE001 - the broker is away: the sweep sends the unmarked ones
         CALLBACK_ENQUEUE_FAILURES.inc(len(due) - len(sent))
         logger.warning("callback_enqueue_failed", error=repr(exc), unsent=len(due) - len(sent))
-    if sent:
+    sent_ids = {item.request_id for item in sent}
+    if marked:
+        unsent = [item.request_id for item in due if item.request_id not in sent_ids]
+        if unsent:
+            CallbackDelivery.objects.filter(request_id__in=unsent).update(dispatched_at=None)
+    elif sent:
         CallbackDelivery.objects.filter(
-            request_id__in=[item.request_id for item in sent],
-            next_attempt_at__lte=max(item.due_at for item in sent),
+            request_id__in=sent_ids, next_attempt_at__lte=max(item.due_at for item in sent)
         ).update(dispatched_at=timezone.now())
     return len(sent)
 
@@ -157,6 +166,8 @@ def deliveries_create(*, decided: Sequence[DecidedRequest]) -> int:
             url=item.callback_url,
             body=callback_body(decided=item),
             next_attempt_at=now,
+            # Its task is queued once this commits (deliveries_send unmarks it if the broker refuses).
+            dispatched_at=now,
         )
         for item in decided
         if item.callback_url
@@ -165,7 +176,7 @@ def deliveries_create(*, decided: Sequence[DecidedRequest]) -> int:
         return 0
     CallbackDelivery.objects.bulk_create(rows)
     due = [DueDelivery(request_id=row.request_id, url=row.url, due_at=now) for row in rows]
-    transaction.on_commit(lambda: deliveries_send(due=due))
+    transaction.on_commit(lambda: deliveries_send(due=due, marked=True))
     return len(rows)
 
 
@@ -323,8 +334,12 @@ def _typed(sql_type: str) -> str:
     return f"%s::{sql_type}" if connection.vendor == "postgresql" else "%s"
 
 
-def _results_record(results: Sequence[_Result], now: datetime) -> None:
-    """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together."""
+def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uuid.UUID]) -> None:
+    """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together.
+
+    `queued`: deliveries whose next attempt is queued right after this, with a countdown; they are
+    marked as having a task waiting in the same statement.
+    """
     adapt = connection.ops.adapt_datetimefield_value
     columns: dict[str, tuple[str, list[Any]]] = {
         "status": ("%s", [r.outcome.value for r in results]),
@@ -335,6 +350,10 @@ def _results_record(results: Sequence[_Result], now: datetime) -> None:
         "delivered_at": (
             _typed("timestamptz"),
             [adapt(now) if r.outcome == AttemptOutcome.DELIVERED else None for r in results],
+        ),
+        "dispatched_at": (
+            _typed("timestamptz"),
+            [adapt(now) if r.claimed.request_id in queued else None for r in results],
         ),
     }
     keys = [_pk(r.claimed.request_id) for r in results]
@@ -347,7 +366,7 @@ def _results_record(results: Sequence[_Result], now: datetime) -> None:
             params += [key, value]
     table = CallbackDelivery._meta.db_table
     sql = (
-        f"UPDATE {table} SET {', '.join(assignments)}, dispatched_at = NULL, updated_at = %s "  # noqa: S608
+        f"UPDATE {table} SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608
         f"WHERE request_id IN ({_in(len(keys))})"
     )
     params += [adapt(now), *keys]
@@ -383,17 +402,17 @@ def deliveries_attempt(*, request_ids: Sequence[str | uuid.UUID]) -> dict[str, i
         return {}
     results = _attempts_make(claimed)
     now = timezone.now()
-    _results_record(results, now)
-
     soon = [
         r for r in results if r.next_at is not None and (r.next_at - now).total_seconds() <= COUNTDOWN_MAX_S
     ]
+    _results_record(results, now, queued={r.claimed.request_id for r in soon})
     if soon:
         # A little late rather than early: an attempt that arrives before next_attempt_at is not due.
         delay_s = max((r.next_at - now).total_seconds() for r in soon if r.next_at is not None) + 0.5
         deliveries_send(
             due=[DueDelivery(r.claimed.request_id, r.claimed.url, r.next_at) for r in soon if r.next_at],
             countdown=delay_s,
+            marked=True,
         )
     counts: dict[str, int] = defaultdict(int)
     for r in results:

@@ -6,16 +6,16 @@ answers to bad input were 200s with a `rejected`/`error` body, and its callers d
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest, RawPostDataException
+from django.http import HttpRequest
 from ninja import Router
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.policy import Status, decision_message
 from apps.access.services import acl_insert
+from apps.api.body import BodyInvalid, legacy_fields
 from apps.callbacks.urlguard import callback_url_check
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import ProduceFailed
@@ -44,22 +44,11 @@ class Rejected(Exception):
 
 
 def _fields(request: HttpRequest) -> dict[str, Any]:
-    """The request's fields from a JSON or a form body."""
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return request.POST.dict()
+    """The request's fields from a JSON or a form body; Rejected naming what the parser refused."""
     try:
-        raw = request.body
-    except RawPostDataException:
-        raise Rejected("body") from None
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise Rejected("body") from None
-    if not isinstance(data, dict):
-        raise Rejected("body")
-    return data
+        return legacy_fields(request)
+    except BodyInvalid as exc:
+        raise Rejected(exc.field) from None
 
 
 def _station_and_token(fields: dict[str, Any]) -> tuple[str, str]:

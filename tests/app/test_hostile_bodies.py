@@ -193,3 +193,31 @@ def test_original_routes_refuse_a_form_of_too_many_fields(client: Client, caller
     )
 
     assert response.json() == legacy_refusal(path, "body")
+
+
+# --- callback hosts no resolver could look up -----------------------------------------------------
+
+UNRESOLVABLE_HOSTS = ["a" * 64 + ".example.test", "\u2603.example.test", "hooks..example.test"]
+
+
+@pytest.mark.parametrize("host", UNRESOLVABLE_HOSTS)
+def test_v1_refuses_a_callback_host_no_resolver_could_look_up(
+    client: Client, caller: Caller, host: str
+) -> None:
+    body = {**GOOD, "callback_url": f"https://{host}/cb"}
+
+    response = caller.post_json(client, "/api/v1/charging-requests", body)
+
+    assert response.status_code == 422
+    assert bad_fields(response) == {"callback_url"}
+
+
+@pytest.mark.parametrize("host", UNRESOLVABLE_HOSTS)
+@pytest.mark.parametrize("path", [VALIDATOR, CHECK])
+def test_original_routes_reject_a_callback_host_no_resolver_could_look_up(
+    client: Client, caller: Caller, path: str, host: str
+) -> None:
+    response = caller.post_json(client, path, {**GOOD, "callback_url": f"https://{host}/cb"})
+
+    assert response.json() == legacy_refusal(path, "callback_url")
+    assert nothing_stored()

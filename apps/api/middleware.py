@@ -1,14 +1,16 @@
-"""Request checks that come before routing, so every API route answers them the same way."""
+"""Request checks that come before routing, so every route answers them the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.core.exceptions import TooManyFieldsSent
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.access.identifiers import text_unstorable
+from apps.api.errors import error_as_json, host_refused
 
+ADMIN_PREFIX = "/admin/"
 API_PREFIX = "/api/"
 JSON_ROUTES_PREFIX = "/api/v1/"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -44,3 +46,31 @@ class RequestShapeMiddleware:
                 if reason is not None:
                     return JsonResponse({"detail": f"query parameter {name!r}: {reason}"}, status=400)
         return self.get_response(request)
+
+
+class JsonErrorsMiddleware:
+    """Every answer outside the admin is JSON, errors included, whether DEBUG is on or not.
+
+    Outermost but for the metrics, so that it sees what Django made of an error raised anywhere
+    below: its 404 page (DEBUG's lists every URL pattern), its 500 page (DEBUG's is the traceback,
+    which is logged, with the answer's request_id, by Django). The Host is checked first: with
+    DEBUG on, Django answers a Host it does not serve with its technical page too.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return host_refused(request, request.META.get("HTTP_HOST", ""))
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or request.path.startswith(ADMIN_PREFIX)
+            or response.streaming
+            or str(response.get("Content-Type", "")).startswith("application/json")
+        ):
+            return response
+        return error_as_json(response)

@@ -11,7 +11,7 @@ import json
 from collections import deque
 from typing import Any
 
-from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import BadRequest, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, RawPostDataException
 from django.http.multipartparser import MultiPartParserError
 from ninja.parser import Parser
@@ -96,6 +96,8 @@ def legacy_fields(request: HttpRequest) -> dict[str, Any]:
             raise BodyInvalid(f"the body is not a readable form: {exc}") from None
         except (TooManyFieldsSent, TooManyFilesSent):
             raise BodyInvalid("the body holds more form fields than allowed") from None
+        except BadRequest as exc:  # Django: a form body in another charset than UTF-8
+            raise BodyInvalid(f"the body is not a readable form: {exc}") from None
         text_check(fields)
         return fields
     try:

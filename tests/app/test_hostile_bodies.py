@@ -221,3 +221,17 @@ def test_original_routes_reject_a_callback_host_no_resolver_could_look_up(
 
     assert response.json() == legacy_refusal(path, "callback_url")
     assert nothing_stored()
+
+
+@pytest.mark.parametrize("path", LEGACY_ROUTES)
+def test_original_routes_refuse_a_form_in_another_charset_than_utf8(
+    client: Client, caller: Caller, path: str
+) -> None:
+    response = client.post(
+        path,
+        data=b"station_id=x",
+        content_type="application/x-www-form-urlencoded; charset=utf-16",
+        headers=caller.headers,
+    )
+
+    assert response.json() == legacy_refusal(path, "body")

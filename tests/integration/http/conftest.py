@@ -65,9 +65,7 @@ def api_server_start(env: dict[str, str], log_path: Path) -> ApiServer:
 
 
 @pytest.fixture(scope="module")
-def server_env(
-    django_db_setup: None, services: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
+def server_env(django_db_setup: None, services: dict[str, str]) -> dict[str, str]:
     """The environment of a server sharing the test database, Redis and Kafka, with a topic of its own."""
     from django.db import connection
 

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     # First: counts every answer (including those of the middleware below) and gives each request a
     # fresh log context, so a request_id bound for one request never leaks into the next on a thread.
     "apps.monitoring.middleware.RequestMetricsMiddleware",
+    # Every answer outside the admin in JSON, errors included, DEBUG or not (apps/api/middleware.py).
+    "apps.api.middleware.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from gunicorn: no separate web server needed locally.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -42,3 +42,18 @@ def driver_token_check(value: str) -> str:
     if not isinstance(value, str) or not _DRIVER_TOKEN.fullmatch(value):
         raise ValueError(f"driver_token must be {DRIVER_TOKEN_RULE}")
     return value
+
+
+def text_unstorable(value: str) -> str | None:
+    """Why the database cannot store this text, or None: the one rule for every text a client sends.
+
+    PostgreSQL refuses NUL in text columns, and a lone UTF-16 surrogate (JSON's "\\ud800") is no
+    character at all: it cannot be encoded as UTF-8 for the database, a Kafka message or a log line.
+    """
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text, not a lone UTF-16 surrogate"
+    return None

@@ -168,6 +168,9 @@ class BadCursor(ValueError):
     pass
 
 
+GRANT_ID_DIGITS_MAX = len(str(2**63 - 1))
+
+
 @dataclass(frozen=True)
 class Page(Generic[Row]):
     items: list[Row]
@@ -303,7 +306,8 @@ def grants_page(*, filters: GrantFilters, at: datetime, limit: int, cursor: str 
         rows = rows.exclude(grant_active_q(at=at))
     if cursor:
         key = _cursor_decode("grant", cursor)
-        if not key.isdigit():
+        # ASCII digits of at most a bigint: str.isdigit() also takes "²", and int() refuses 4,300+ digits.
+        if not (key.isascii() and key.isdigit() and len(key) <= GRANT_ID_DIGITS_MAX and int(key) < 2**63):
             raise BadCursor("not a cursor this list returned")
         rows = rows.filter(pk__lt=int(key))
     return _page(rows, kind="grant", key_field="pk", limit=limit)

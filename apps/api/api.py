@@ -2,6 +2,7 @@
 
 from ninja import NinjaAPI
 
+from apps.api.body import BodyParser
 from apps.api.errors import register_error_handlers
 from apps.api.health import router as health_router
 from apps.api.legacy import router as legacy_router
@@ -15,6 +16,7 @@ api = NinjaAPI(
         "EV-charging authorization: may this driver token charge at this station?\n\n"
         "Every route but health and docs needs `Authorization: Bearer <api key>`."
     ),
+    parser=BodyParser(),
 )
 register_error_handlers(api)
 api.add_router("", health_router)

@@ -1,14 +1,21 @@
-"""Every exception the API turns into an answer, registered in one place."""
+"""Every exception the API turns into an answer, registered in one place, and the JSON answers for
+the errors Django itself answers (unknown paths, a Host not served, a crash outside the API)."""
 
 from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
+from ninja.errors import HttpError
 
+from apps.api.body import BodyInvalid
 from apps.clients.auth import RateLimited, ScopeDenied
 
 logger = structlog.get_logger(__name__)
@@ -23,7 +30,68 @@ class ServiceUnavailable(Exception):
         self.retry_after_s = retry_after_s
 
 
+INTERNAL_ERROR = "internal error: it has been logged with this request_id"
+
+
+def error_request_id() -> str:
+    """The id a 500 is reported under: the charging request's when one is bound to the log context
+    already, else a new one, bound now so that the log line with the traceback carries it too."""
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    if bound:
+        return str(bound)
+    request_id = str(uuid.uuid4())
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+def bind_error_request_id(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    """On got_request_exception (sent before Django logs the traceback and renders its page)."""
+    error_request_id()
+
+
+def host_refused(request: HttpRequest, host: str) -> JsonResponse:
+    logger.warning("host_refused", host=host[:200], path=request.path)
+    return JsonResponse({"detail": f"this service does not answer to the Host {host[:200]!r}"}, status=400)
+
+
+def error_as_json(response: HttpResponse) -> HttpResponse:
+    """Django's own error page (or DEBUG's technical one) turned into a JSON answer, headers kept."""
+    if response.status_code >= 500:
+        body: dict[str, str] = {"detail": INTERNAL_ERROR, "request_id": error_request_id()}
+    else:
+        body = {"detail": response.reason_phrase.lower()}
+    response.content = json.dumps(body).encode()
+    response["Content-Type"] = "application/json"
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+    return response
+
+
+def body_invalid_answer(api: NinjaAPI, request: HttpRequest, exc: BodyInvalid) -> HttpResponse:
+    """400 for a body that is unusable as a whole; 422 in the schema errors' shape for one bad field."""
+    if not exc.path:
+        return api.create_response(request, {"detail": exc.reason}, status=400)
+    # loc as ninja's own errors spell it for the parameter every v1 route names `body`.
+    error = {"loc": ["body", "body", *exc.path], "msg": exc.reason, "type": "value_error"}
+    return api.create_response(request, {"detail": [error]}, status=422)
+
+
 def register_error_handlers(api: NinjaAPI) -> None:
+    @api.exception_handler(Exception)
+    def unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Ours, not ninja's: that one re-raises with DEBUG off and answers the traceback with it on.
+        request_id = error_request_id()
+        logger.error("unexpected_error", method=request.method, path=request.path, exc_info=exc)
+        return api.create_response(request, {"detail": INTERNAL_ERROR, "request_id": request_id}, status=500)
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        # ninja answers whatever the body parser raised with its own 400 "Cannot parse request body",
+        # raised from the parser's exception: ours says what is wrong, and where.
+        if isinstance(exc.__cause__, BodyInvalid):
+            return body_invalid_answer(api, request, exc.__cause__)
+        return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
     @api.exception_handler(ScopeDenied)
     def scope_denied(request: HttpRequest, exc: ScopeDenied) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=403)

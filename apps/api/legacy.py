@@ -6,16 +6,17 @@ answers to bad input were 200s with a `rejected`/`error` body, and its callers d
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.http import HttpRequest, RawPostDataException
+from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.policy import Status, decision_message
 from apps.access.services import acl_insert
+from apps.api.body import BodyInvalid, legacy_fields
 from apps.callbacks.urlguard import callback_url_check
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import ProduceFailed
@@ -44,22 +45,11 @@ class Rejected(Exception):
 
 
 def _fields(request: HttpRequest) -> dict[str, Any]:
-    """The request's fields from a JSON or a form body."""
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return request.POST.dict()
+    """The request's fields from a JSON or a form body; Rejected naming what the parser refused."""
     try:
-        raw = request.body
-    except RawPostDataException:
-        raise Rejected("body") from None
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise Rejected("body") from None
-    if not isinstance(data, dict):
-        raise Rejected("body")
-    return data
+        return legacy_fields(request)
+    except BodyInvalid as exc:
+        raise Rejected(exc.field) from None
 
 
 def _station_and_token(fields: dict[str, Any]) -> tuple[str, str]:
@@ -84,11 +74,17 @@ def _callback_url(fields: dict[str, Any], *, required: bool) -> str:
         raise Rejected("callback_url") from None
 
 
-def _request_time(fields: dict[str, Any]) -> datetime | None:
-    """The original's optional request_time: an ISO 8601 timestamp or Unix seconds."""
-    value = fields.get("request_time")
-    if value in (None, ""):
-        return None
+# request_time is a station's clock, and whatever it says is stored and used in date arithmetic
+# (year 1 at +14:00 is 1 BC in UTC, which Python cannot even read back). Before 2000 it is a clock
+# that lost its time, not a request this service or the original one ever logged; more than a day
+# ahead is beyond drift or a local time sent as UTC (at most 14 h). In between, a late time is
+# still answered "too old" as before.
+REQUEST_TIME_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+REQUEST_TIME_AHEAD_MAX = timedelta(days=1)
+
+
+def _moment(value: Any) -> datetime | None:
+    """request_time as the original took it: an ISO 8601 timestamp or Unix seconds; None if neither."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, tz=UTC)
@@ -97,10 +93,21 @@ def _request_time(fields: dict[str, Any]) -> datetime | None:
             if text.replace(".", "", 1).isdigit():
                 return datetime.fromtimestamp(float(text), tz=UTC)
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         pass
-    raise Rejected("request_time")
+    return None
+
+
+def _request_time(fields: dict[str, Any]) -> datetime | None:
+    """The optional request_time, inside the window above; Rejected otherwise."""
+    value = fields.get("request_time")
+    if value in (None, ""):
+        return None
+    moment = _moment(value)
+    if moment is None or not REQUEST_TIME_EARLIEST <= moment <= timezone.now() + REQUEST_TIME_AHEAD_MAX:
+        raise Rejected("request_time")
+    return moment
 
 
 @router.post("/chargingRequestValidator/", auth=ApiKeyAuth(Scope.CHARGING_WRITE), response=dict)
@@ -127,7 +134,11 @@ def charging_request_validator(request: HttpRequest) -> dict[str, Any]:
 
 @router.post("/checkauthority/", auth=ApiKeyAuth(Scope.AUTHORIZE), response=dict)
 def check_authority(request: HttpRequest) -> dict[str, Any]:
-    """Decide at once; log it; POST the decision to callback_url too when one is given."""
+    """Decide at once; log it; POST the decision to callback_url too when one is given.
+
+    request_time (optional): an ISO 8601 timestamp or Unix seconds, from 2000-01-01 to a day ahead;
+    one older than the decision timeout is answered "Request is too old".
+    """
     try:
         fields = _fields(request)
         station_id, driver_token = _station_and_token(fields)

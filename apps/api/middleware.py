@@ -1,21 +1,25 @@
-"""Request checks that come before routing, so every API route answers them the same way."""
+"""Request checks that come before routing, so every route answers them the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from apps.access.identifiers import text_unstorable
+from apps.api.errors import error_as_json, host_refused
+
+ADMIN_PREFIX = "/admin/"
 API_PREFIX = "/api/"
 JSON_ROUTES_PREFIX = "/api/v1/"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
-# NUL can be neither a station, a token nor free text, and PostgreSQL refuses it in text columns.
-_NUL_MARKERS = (b"\x00", b"\\u0000", b"%00")
 
 
 class RequestShapeMiddleware:
-    """415 for a non-JSON body on /api/v1 (the original routes keep accepting forms); 400 for NUL bytes."""
+    """415 for a non-JSON body on /api/v1 (the original routes keep accepting forms); 400 for query text
+    the database cannot store. Bodies are checked by their parser (apps/api/body.py), which can name
+    the field."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -32,19 +36,41 @@ class RequestShapeMiddleware:
         ):
             sent = request.content_type or "no content type"
             return JsonResponse({"detail": f"send the body as application/json, not {sent}"}, status=415)
-        query = request.META.get("QUERY_STRING", "").encode()
-        if any(marker in query.upper() for marker in _NUL_MARKERS) or any(
-            "\x00" in v for v in request.GET.values()
-        ):
-            return JsonResponse({"detail": "query parameters must not contain NUL characters"}, status=400)
-        if request.method in BODY_METHODS and has_body and self._body_has_nul(request):
-            return JsonResponse({"detail": "the body must not contain NUL characters"}, status=400)
+        try:
+            query = request.GET.lists()
+        except TooManyFieldsSent:
+            return JsonResponse({"detail": "the query string holds more parameters than allowed"}, status=400)
+        for name, values in query:
+            for text in (name, *values):
+                reason = text_unstorable(text)
+                if reason is not None:
+                    return JsonResponse({"detail": f"query parameter {name!r}: {reason}"}, status=400)
         return self.get_response(request)
 
-    @staticmethod
-    def _body_has_nul(request: HttpRequest) -> bool:
+
+class JsonErrorsMiddleware:
+    """Every answer outside the admin is JSON, errors included, whether DEBUG is on or not.
+
+    Outermost but for the metrics, so that it sees what Django made of an error raised anywhere
+    below: its 404 page (DEBUG's lists every URL pattern), its 500 page (DEBUG's is the traceback,
+    which is logged, with the answer's request_id, by Django). The Host is checked first: with
+    DEBUG on, Django answers a Host it does not serve with its technical page too.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            body = request.body
-        except RequestDataTooBig:
-            return False  # answered with 413 by the API's handler when the view reads the body
-        return b"\x00" in body or b"\\u0000" in body or b"%00" in body
+            request.get_host()
+        except DisallowedHost:
+            return host_refused(request, request.META.get("HTTP_HOST", ""))
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or request.path.startswith(ADMIN_PREFIX)
+            or response.streaming
+            or str(response.get("Content-Type", "")).startswith("application/json")
+        ):
+            return response
+        return error_as_json(response)

@@ -37,6 +37,7 @@ class CallbackDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "callback deliveries"
         ordering = ["-created_at"]
         indexes = [
             # The dispatch sweep reads only open deliveries that are due.

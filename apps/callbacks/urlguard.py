@@ -3,16 +3,72 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import idna
+
 CALLBACK_URL_MAX = 2048
+# RFC 1035: labels of at most 63 octets, names of at most 255 on the wire (253 characters as text).
+HOST_LABEL_MAX = 63
+HOST_NAME_MAX = 253
+# An ASCII label: letters, digits and inner hyphens (RFC 1123), and underscores, which DNS and the
+# system resolver take (compose service names like callback_receiver) though IDNA's rules do not.
+_ASCII_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?")
+
+
+def callback_host_ascii(host: str) -> str:
+    """The host as a resolver looks it up (IP literals as they are, names in IDNA 2008 A-labels);
+    ValueError saying why no resolver ever could: a label over 63 characters, a name over 253,
+    characters IDNA refuses.
+
+    The `idna` package, not Python's "idna" codec: that one is IDNA 2003, and only raises (a
+    UnicodeError out of the resolver) once a delivery tries to resolve the name.
+    """
+    if ":" in host:
+        return host  # an IPv6 literal, which urlsplit has checked
+    name = host.removesuffix(".")  # the root label of a fully qualified name
+    if all(label.isascii() and label.isdigit() for label in name.split(".")):
+        try:
+            return str(ipaddress.IPv4Address(name))
+        except ValueError:
+            raise ValueError(f"the host {host!r} is not a valid IPv4 address") from None
+    try:
+        # UTS #46 as browsers apply it: case folded, full-width dots are dots.
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+    except idna.IDNAError as exc:
+        raise ValueError(f"the host name is not valid under IDNA rules: {exc}") from None
+    labels = []
+    for label in mapped.split("."):
+        if not label:
+            raise ValueError("the host name has an empty label (two dots in a row, or a leading dot)")
+        if label.isascii() and not label.startswith("xn--"):
+            if not _ASCII_LABEL.fullmatch(label):
+                raise ValueError(
+                    f"the host name's label {label[:70]!r} may hold only letters, digits, hyphens "
+                    "(not first or last) and underscores"
+                )
+            encoded = label
+        else:
+            try:
+                encoded = idna.alabel(label).decode("ascii")
+            except idna.IDNAError as exc:
+                raise ValueError(f"the host name is not valid under IDNA rules: {exc}") from None
+        if len(encoded) > HOST_LABEL_MAX:
+            raise ValueError(f"the host name has a label longer than {HOST_LABEL_MAX} characters")
+        labels.append(encoded)
+    ascii_name = ".".join(labels)
+    if len(ascii_name) > HOST_NAME_MAX:
+        raise ValueError(f"the host name is longer than {HOST_NAME_MAX} characters")
+    return ascii_name
 
 
 def callback_url_check(value: str) -> str:
-    """An absolute http(s) URL of at most 2,048 characters without user-info; ValueError otherwise."""
+    """An absolute http(s) URL of at most 2,048 characters without user-info, whose host a resolver
+    can look up; ValueError otherwise."""
     if not isinstance(value, str) or not value:
         raise ValueError("an absolute http or https URL is required")
     if len(value) > CALLBACK_URL_MAX:
@@ -30,6 +86,7 @@ def callback_url_check(value: str) -> str:
         raise ValueError("whitespace and control characters are not allowed in URLs")
     if port == 0:
         raise ValueError("port 0 is not a valid port")
+    callback_host_ascii(parts.hostname)
     return value
 
 

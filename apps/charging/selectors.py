@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
 
@@ -44,8 +44,13 @@ def cursor_encode(request: ChargingRequest) -> str:
 def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, _, request_id = raw.partition("|")
-        return datetime.fromisoformat(moment), uuid.UUID(request_id)
+        text, _, request_id = raw.partition("|")
+        moment = datetime.fromisoformat(text)
+        # Ours are in UTC (rows come back in UTC): another offset was made up, and PostgreSQL would
+        # refuse one beyond ±15:59.
+        if moment.utcoffset() != timedelta(0):
+            raise ValueError("not in UTC")
+        return moment, uuid.UUID(request_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("not a cursor this API returned") from None
 

@@ -6,7 +6,7 @@ import ipaddress
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -36,6 +36,6 @@ def scraper_allowed(remote_addr: str) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Every api process's metrics, merged, plus the pipeline state read now."""
     if not scraper_allowed(request.META.get("REMOTE_ADDR", "")):
-        return HttpResponse("metrics are served to the monitoring network only\n", status=403)
+        return JsonResponse({"detail": "metrics are served to the monitoring network only"}, status=403)
     body = generate_latest(process_registry()) + generate_latest(state_registry)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -600,6 +601,17 @@ def test_a_cursor_of_another_list_or_a_bad_limit_is_422(api: Api, path: str) -> 
     assert fields_of(api.get(path, {"cursor": "%%%"})) == {"cursor"}
     assert fields_of(api.get(path, {"limit": 0})) == {"limit"}
     assert fields_of(api.get(path, {"limit": 1001})) == {"limit"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["9" * 5000, str(2**63), "\u00b2", "\u0661\u0662"],
+    ids=["5000-digits", "over-bigint", "superscript", "arabic-digits"],
+)
+def test_a_grants_cursor_of_a_key_no_grant_could_have_is_422(api: Api, key: str) -> None:
+    cursor = base64.urlsafe_b64encode(f"grant|{key}".encode()).decode().rstrip("=")
+
+    assert fields_of(api.get("/api/v1/grants", {"cursor": cursor})) == {"cursor"}
 
 
 # --- scopes -------------------------------------------------------------------------------------

@@ -481,3 +481,11 @@ def test_revoked_keys_stop_working(admin_client: Client) -> None:
     assert api_key_authenticate(presented=plaintext) is None
     found = admin_client.get(url("clients_apikey_changelist"), {"q": plaintext, "state": "revoked"})
     assert list(found.context["cl"].result_list) == [key]
+
+
+def test_the_admin_index_names_every_model_in_plain_english(admin_client: Client) -> None:
+    index = admin_client.get(url("index"))
+    names = {model["name"] for app in index.context["app_list"] for model in app["models"]}
+
+    assert {"Callback deliveries", "API clients", "API keys"} <= names
+    assert not {"Callback deliverys", "Api clients", "Api keys"} & names

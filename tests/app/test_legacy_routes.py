@@ -287,6 +287,57 @@ def test_check_authority_logs_the_given_request_time(client: Client, caller: Cal
     assert (row.status, row.reason) == ("unknown", "timeout")
 
 
+def _ahead(delta: timedelta) -> str:
+    return (timezone.now() + delta).isoformat()
+
+
+@pytest.mark.parametrize(
+    "request_time",
+    [
+        pytest.param("0001-01-01T00:00:00+14:00", id="1-BC-in-UTC"),
+        pytest.param("0001-01-01T00:00:00Z", id="year-1"),
+        pytest.param("1999-12-31T23:59:59Z", id="before-2000"),
+        pytest.param(946684799, id="before-2000-unix"),
+        pytest.param("9999-12-31T23:59:59-23:59", id="year-9999-behind-utc"),
+        pytest.param("9999-12-31T23:59:59+23:59", id="year-9999-ahead-of-utc"),
+        pytest.param(253402300799, id="year-9999-unix"),
+        pytest.param("253402300799", id="year-9999-unix-string"),
+        pytest.param(lambda: _ahead(timedelta(days=1, minutes=5)), id="over-a-day-ahead"),
+    ],
+)
+def test_check_authority_rejects_a_request_time_outside_the_window(
+    client: Client, caller: Caller, request_time: Any
+) -> None:
+    value = request_time() if callable(request_time) else request_time
+
+    response = caller.post_json(
+        client, CHECK, {"station_id": STATION, "driver_token": TOKEN, "request_time": value}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == rejected("request_time")
+    assert not ChargingRequest.objects.exists()
+    assert caller.get(client, LOG).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "request_time",
+    [
+        pytest.param(lambda: "2000-01-01T00:00:00Z", id="the-first-moment-of-2000"),
+        pytest.param(lambda: _ahead(timedelta(hours=23)), id="23-hours-ahead"),
+    ],
+)
+def test_check_authority_decides_a_request_time_at_the_edges_of_the_window(
+    client: Client, caller: Caller, request_time: Any
+) -> None:
+    response = caller.post_json(
+        client, CHECK, {"station_id": STATION, "driver_token": TOKEN, "request_time": request_time()}
+    )
+
+    assert response.json()["status"] in {"not_allowed", "unknown"}
+    assert ChargingRequest.objects.count() == 1
+
+
 @pytest.mark.parametrize("request_time", ["yesterday", "2024-13-45T00:00:00", True, [1], {"t": 1}, 1e30])
 def test_check_authority_rejects_an_unreadable_request_time(
     client: Client, caller: Caller, request_time: Any

@@ -32,6 +32,12 @@ def bad_fields(response: Any) -> set[str]:
     return {str(error["loc"][-1]) for error in response.json()["detail"]}
 
 
+def _cursor(moment: str) -> str:
+    """A cursor in the list's own encoding, around `moment`."""
+    raw = f"{moment}|{uuid.uuid4()}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 # --- POST: validation ------------------------------------------------------------------------------
 
 
@@ -247,6 +253,25 @@ def test_list_accepts_zulu_timestamps(
 
 def test_list_refuses_an_unreadable_since_with_422(client: Client, caller: Caller) -> None:
     assert caller.get(client, REQUESTS, {"since": "last tuesday"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        pytest.param("since", "0001-01-01T00:00:00+01:00", id="since-year-0-in-utc"),
+        pytest.param("until", "9999-12-31T23:59:59-01:00", id="until-year-10000-in-utc"),
+        pytest.param("cursor", _cursor("2026-01-01T00:00:00+23:00"), id="cursor-offset-beyond-postgresql"),
+        pytest.param("cursor", _cursor("0001-01-01T00:00:00+01:00"), id="cursor-year-0-in-utc"),
+        pytest.param("cursor", _cursor("2026-01-01T00:00:00"), id="cursor-without-offset"),
+    ],
+)
+def test_list_answers_a_moment_out_of_range_with_422_naming_the_parameter(
+    client: Client, caller: Caller, parameter: str, value: str
+) -> None:
+    response = caller.get(client, REQUESTS, {parameter: value})
+
+    assert response.status_code == 422
+    assert bad_fields(response) == {parameter}
 
 
 def test_list_shows_only_the_calling_clients_rows(

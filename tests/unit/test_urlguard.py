@@ -6,6 +6,7 @@ Every resolver here is a stub: nothing is resolved and nothing is connected to.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -105,6 +106,57 @@ def test_callback_url_check_rejects(url: Any) -> None:
 )
 def test_callback_url_check_rejects_control_characters(url: str) -> None:
     with pytest.raises(ValueError, match=r"\S"):
+        callback_url_check(url)
+
+
+LABEL_63 = "a" * 63
+NAME_253 = ".".join([LABEL_63] * 3 + ["b" * 61])  # 3 x 64 + 61 = 253 characters
+NAME_254 = ".".join([LABEL_63] * 3 + ["b" * 62])
+
+assert (len(NAME_253), len(NAME_254)) == (253, 254)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(f"https://{LABEL_63}.example.test/cb", id="label_of_63_characters"),
+        pytest.param(f"https://{NAME_253}/cb", id="name_of_253_characters"),
+        pytest.param(f"https://{NAME_253}./cb", id="name_of_253_characters_and_the_root_dot"),
+        pytest.param("https://hooks.example.test./cb", id="fully_qualified_with_root_dot"),
+        pytest.param("https://bücher.example/cb", id="internationalised_name"),
+        pytest.param("https://BÜCHER.example/cb", id="internationalised_name_uppercase"),
+        pytest.param("https://xn--bcher-kva.example/cb", id="a_label"),
+        pytest.param("https://faß.de/cb", id="idna2008_sharp_s"),
+        pytest.param("http://callback_receiver:8080/cb", id="underscore_as_in_compose_service_names"),
+        pytest.param("http://localhost:8080/cb", id="single_label"),
+        pytest.param("http://127.0.0.1/cb", id="ipv4"),
+    ],
+)
+def test_callback_url_check_accepts_host_names_a_resolver_can_look_up(url: str) -> None:
+    assert callback_url_check(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param(f"https://{LABEL_63}a.example.test/cb", "63", id="label_of_64_characters"),
+        pytest.param(f"https://{NAME_254}/cb", "253", id="name_of_254_characters"),
+        pytest.param("https://hooks..example.test/cb", "empty", id="empty_label"),
+        pytest.param("https://.example.test/cb", "empty", id="leading_dot"),
+        pytest.param("https://-hooks.example.test/cb", "hooks", id="label_starting_with_a_hyphen"),
+        pytest.param("https://hooks-.example.test/cb", "hooks", id="label_ending_with_a_hyphen"),
+        pytest.param("https://ex!ample.test/cb", "ex!ample", id="sub_delimiter_in_name"),
+        pytest.param("https://%68ooks.example.test/cb", "%68ooks", id="percent_encoded_name"),
+        pytest.param("https://xn--garbage.example.test/cb", "IDNA", id="invalid_a_label"),
+        pytest.param("https://\u2603.example.test/cb", "IDNA", id="symbol_idna2008_refuses"),
+        pytest.param("https://a\u200db.example.test/cb", "IDNA", id="joiner_out_of_context"),
+        pytest.param("https://a\ud800.example.test/cb", "IDNA", id="lone_surrogate"),
+        pytest.param("https://1.2.3.999/cb", "IPv4", id="ipv4_out_of_range"),
+        pytest.param("https://1.2.3/cb", "IPv4", id="ipv4_with_three_parts"),
+    ],
+)
+def test_callback_url_check_rejects_host_names_no_resolver_can_look_up(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
         callback_url_check(url)
 
 

@@ -12,17 +12,15 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_validator
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import driver_token_check, station_id_normalize, text_unstorable
 
 
 def _text_check(value: str) -> str:
-    # What PostgreSQL cannot store (NUL, lone UTF-16 surrogates) is bad input, not a database error.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
+    # What PostgreSQL cannot store is bad input, not a database error (bodies are checked by their
+    # parser already; this keeps the rule on the type wherever the text comes from).
+    reason = text_unstorable(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 

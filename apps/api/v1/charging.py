@@ -159,7 +159,11 @@ class LogFilters(Schema):
         # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows; naive means UTC.
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            # Year 1 at +01:00 is year 0 in UTC, 9999-12-31 at -01:00 year 10000: neither exists.
+            raise ValueError("is out of range in UTC") from None
 
 
 @router.get(

@@ -159,17 +159,20 @@ def callback_target_check(
 ) -> CheckedTarget:
     """Resolve the URL's host and pick an address deliveries may connect to; CallbackRefused if none."""
     parts = urlsplit(url)
-    hostname = parts.hostname or ""
+    given = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        # Resolved, and named in Host and TLS, as its IDNA 2008 A-labels: what acceptance checked.
+        hostname = callback_host_ascii(given)
         addresses = resolver(hostname, port)
-    except UnicodeError as exc:  # a label IDNA cannot encode (over 63 characters, say): never resolvable
-        raise CallbackRefused(f"invalid host name {hostname[:100]!r}: {exc}", final=True) from None
+    except (ValueError, UnicodeError) as exc:  # a name no resolver ever could look up (stored before checks)
+        raise CallbackRefused(f"invalid host name {given[:100]!r}: {exc}", final=True) from None
     except OSError as exc:
         raise CallbackRefused(f"cannot resolve {hostname}: {exc}", final=False) from None
     if not addresses:
         raise CallbackRefused(f"cannot resolve {hostname}", final=False)
-    exempt = allow_private or hostname.lower() in {host.lower() for host in allowed_hosts}
+    listed = {host.lower() for host in allowed_hosts}
+    exempt = allow_private or given.lower() in listed or hostname.lower() in listed
     refusals = []
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import driver_token_check, station_id_normalize, text_unstorable
 from apps.access.policy import Reason
 from apps.callbacks.urlguard import callback_url_check
 
@@ -87,17 +87,6 @@ def _aware_datetime(body: dict[str, Any], field: str) -> datetime:
     return moment
 
 
-def _text_unstorable(value: str) -> str | None:
-    """Why the database cannot hold this text (NUL, a lone UTF-16 surrogate), or None."""
-    if "\x00" in value:
-        return "contains a NUL character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode (a lone UTF-16 surrogate)"
-    return None
-
-
 def _storable(value: str) -> str:
     """The text with what the database cannot hold replaced, for a row that logs a bad message."""
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
@@ -116,7 +105,7 @@ def _salvage(body: dict[str, Any]) -> dict[str, Any]:
     for field in ("station_id", "driver_token"):
         value = body.get(field)
         found[field] = _storable(value)[:255] if isinstance(value, str) else ""
-    if "callback_url" in found and _text_unstorable(found["callback_url"]):
+    if "callback_url" in found and text_unstorable(found["callback_url"]):
         del found["callback_url"]
     client_id = body.get("client_id")
     usable = isinstance(client_id, int) and not isinstance(client_id, bool) and 0 < client_id < 2**63
@@ -144,9 +133,11 @@ def decode_v1(value: bytes | None) -> ChargeRequestV1:
 
 
 def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
-    for field, value in body.items():
-        if isinstance(value, str) and (why := _text_unstorable(value)):
-            raise MalformedMessage(f"{str(field)[:40]}: {why}")
+    # Text a row cannot hold is malformed here, not a database error later (unknown fields are ignored).
+    for field in ("station_id", "driver_token", "callback_url"):
+        value = body.get(field)
+        if isinstance(value, str) and (why := text_unstorable(value)):
+            raise MalformedMessage(f"{field}: {why}")
     if type(body.get("v")) is not int or body.get("v") != 1:  # True == 1 in Python
         raise MalformedMessage(f"v: unsupported message version {body.get('v')!r}")
     try:
@@ -193,7 +184,7 @@ def unstorable_message(message: ChargeRequestV1, error: Exception) -> MalformedM
         "station_id": _storable(message.station_id)[:255],
         "driver_token": _storable(message.driver_token)[:255],
     }
-    if not _text_unstorable(message.callback_url):
+    if not text_unstorable(message.callback_url):
         salvage["callback_url"] = message.callback_url
     return MalformedMessage(
         f"the database refused the message: {type(error).__name__}: {str(error)[:200]}", salvage=salvage

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks.processes import REPO
 
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent
 RESULTS = REPO / "benchmarks" / "results"
-PHASES = ("burst", "accept", "ladder", "sync")
+# The stack's phases, in the order they run; then the floors (with the stack stopped).
+STACK_PHASES = ("burst", "accept", "ladder", "sync_callback", "sync")
+PHASES = (*STACK_PHASES, "floors")
+FLOORS = ("celery", "kafka", "http")
+# BENCH_DB: which databases the stack's phases run on; "both" runs a second, shorter pass on SQLite.
+DATABASES = ("postgres", "sqlite", "both")
 
 
 # --- configuration ----------------------------------------------------------------------------------
@@ -44,6 +51,23 @@ class Scale:
     tokens: int = 2000
     # The stack's CPU with no load at all, after the warm-up: the floor every rate pays.
     idle_s: float = 10.0
+    # postgres, sqlite or both (BENCH_DB); the SQLite pass of "both" runs these phases, with ladder
+    # steps of at most sqlite_step_s.
+    database: str = "both"
+    sqlite_phases: str = "ladder,sync_callback"
+    sqlite_step_s: float = 20.0
+    # Floors: requests per HTTP floor burst; Kafka round trips at these rates for floor_kafka_s each,
+    # then floor_kafka_max messages as fast as the producer takes them; no-op Celery tasks per pool.
+    floor_requests: int = 3000
+    floor_kafka_rates: tuple[int, ...] = (100, 400, 1000)
+    floor_kafka_s: float = 10.0
+    floor_kafka_max: int = 20_000
+    floor_celery_tasks: int = 4000
+    # Both worker pools of the stack (authorize: prefork, callbacks: threads), or the first only.
+    floor_celery_both_pools: bool = True
+    # Floors measured while the stack starts, not after it stopped: only where no figure matters
+    # (tiny, for `make test`), as their processes compete with the stack's start-up for the cores.
+    floors_during_startup: bool = False
 
 
 SCALES = {
@@ -68,31 +92,42 @@ SCALES = {
         stations=20,
         tokens=100,
         idle_s=2,
+        database="postgres",
+        sqlite_step_s=2,
+        floor_requests=100,
+        floor_kafka_rates=(100,),
+        floor_kafka_s=1,
+        floor_kafka_max=300,
+        floor_celery_tasks=50,
+        floor_celery_both_pools=False,
+        floors_during_startup=True,
     ),
     "full": Scale(
         name="full",
-        burst_requests=20_000,
-        # DESIGN: ">= 800 requests/s over 60 s": the burst goes on until both are reached.
-        burst_min_s=60,
+        # DESIGN "Targets": a burst of 3,000 requests on 64 connections, the pipeline running.
+        burst_requests=3000,
+        burst_min_s=0,
         burst_concurrency=64,
         accept_rate=400,
         accept_s=30,
-        ladder_start=100,
+        # 50, then 100, 200, 300... (benchmarks.ladder.ladder_rates)
+        ladder_start=50,
         ladder_step=100,
         ladder_max=1500,
         step_s=30,
         sync_s=30,
-        sync_concurrency=32,
+        # DESIGN "Targets": synchronous decisions on 8 connections.
+        sync_concurrency=8,
         open_loop_connections=256,
         drain_stall_s=90,
         warmup_requests=200,
         e2e_p99_limit_ms=1000,
-        max_run_s=3600,
+        max_run_s=5400,
     ),
 }
 
 # Environment knobs → Scale fields. Each one set is repeated in the "command" of every figure.
-ENV_KNOBS = {
+ENV_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BENCH_BURST_N": ("burst_requests", int),
     "BENCH_BURST_MIN_S": ("burst_min_s", float),
     "BENCH_BURST_CONCURRENCY": ("burst_concurrency", int),
@@ -109,6 +144,14 @@ ENV_KNOBS = {
     "BENCH_E2E_P99_LIMIT_MS": ("e2e_p99_limit_ms", float),
     "BENCH_MAX_S": ("max_run_s", float),
     "BENCH_IDLE_S": ("idle_s", float),
+    "BENCH_DB": ("database", str),
+    "BENCH_SQLITE_PHASES": ("sqlite_phases", str),
+    "BENCH_SQLITE_STEP_S": ("sqlite_step_s", float),
+    "BENCH_FLOOR_N": ("floor_requests", int),
+    "BENCH_FLOOR_KAFKA_RATES": ("floor_kafka_rates", lambda v: tuple(int(r) for r in v.split(",") if r)),
+    "BENCH_FLOOR_KAFKA_S": ("floor_kafka_s", float),
+    "BENCH_FLOOR_KAFKA_MAX": ("floor_kafka_max", int),
+    "BENCH_FLOOR_CELERY_TASKS": ("floor_celery_tasks", int),
 }
 
 # Settings of the stack that tuning moves; recorded in the report as the environment gave them.
@@ -133,13 +176,17 @@ STACK_KNOBS = (
 )
 
 
-def scale_from_env(name: str) -> tuple[Scale, dict[str, str]]:
+def scale_from_env(name: str, environ: Mapping[str, str] | None = None) -> tuple[Scale, dict[str, str]]:
+    """The named scale with every knob set in the environment; and those knobs, as given."""
+    environ = os.environ if environ is None else environ
     scale = SCALES[name]
     given: dict[str, str] = {}
     for var, (attr, kind) in ENV_KNOBS.items():
-        if os.environ.get(var):
-            scale = replace(scale, **{attr: kind(os.environ[var])})
-            given[var] = os.environ[var]
+        if environ.get(var):
+            scale = replace(scale, **{attr: kind(environ[var])})
+            given[var] = environ[var]
+    if scale.database not in DATABASES:
+        raise SystemExit(f"bench: BENCH_DB must be one of {', '.join(DATABASES)}, not {scale.database!r}")
     return scale, given
 
 

@@ -37,6 +37,13 @@ class Arrivals:
         self.stats = data
         return data
 
+    def duplicated(self) -> set[str]:
+        """Request ids whose callback arrived more than once so far."""
+        status, body = http_get(self.port, "/_duplicates", timeout=30)
+        if status != 200:
+            raise RuntimeError(f"receiver answered {status}")
+        return set(json.loads(body)["request_ids"])
+
 
 # --- phases ----------------------------------------------------------------------------------------
 
@@ -68,6 +75,22 @@ class PhaseContext:
                 loadgen.Request(
                     "POST",
                     "/api/v1/charging-requests",
+                    json.dumps(
+                        {"station_id": s, "driver_token": t, "callback_url": callback}, separators=(",", ":")
+                    ).encode(),
+                )
+            )
+            for s, t in self.pairs
+        ]
+
+    def checkauthority_payloads(self, client: loadgen.HttpClient) -> list[bytes]:
+        """The original service's synchronous route, with a callback to the receiver."""
+        callback = f"http://127.0.0.1:{self.stack.receiver_port}/callback"
+        return [
+            client.prepare(
+                loadgen.Request(
+                    "POST",
+                    "/api/checkauthority/",
                     json.dumps(
                         {"station_id": s, "driver_token": t, "callback_url": callback}, separators=(",", ":")
                     ).encode(),

@@ -57,10 +57,15 @@ def versions(env: dict[str, str]) -> dict[str, str]:
     from django.db import connection
 
     versions: dict[str, str] = {}
-    with contextlib.suppress(Exception), connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        row = cursor.fetchone()
-        versions["postgresql"] = str(row[0]) if row else "?"
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        versions["sqlite"] = sqlite3.sqlite_version
+    else:
+        with contextlib.suppress(Exception), connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            row = cursor.fetchone()
+            versions["postgresql"] = str(row[0]) if row else "?"
     with contextlib.suppress(Exception):
         import redis
 
@@ -135,6 +140,8 @@ def resources_summary(
             "offered_per_s": reference["offered_per_s"],
             "cpu_s_by_group": reference["cpu_s"],
             "decisions": reference["consistency"]["db"]["decision_rows"],
+            "cpu_ms_per_decision": reference["cpu_ms_per_decision"],
+            "stack_cpu_ms_per_decision": reference["stack_cpu_ms_per_decision"],
             "stack_cpu_s_per_1000_decisions": reference["stack_cpu_s_per_1000_decisions"],
         }
         if reference
@@ -161,8 +168,10 @@ def document_build(
     failed: str | None,
 ) -> dict[str, Any]:
     return {
-        "schema": "charge-bench/1",
+        "schema": "charge-bench/2",
         "scale": scale.name,
+        # What the stack's phases ran on: postgres (DATABASE_URL) or sqlite (`make run`'s default).
+        "database": "postgres" if env.get("DATABASE_URL") else "sqlite",
         "scale_parameters": asdict(scale),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,5 +1,5 @@
-"""The phases but the ladder: accept burst, accept at a fixed rate, synchronous decisions; the
-warm-up, the idle reading and the wait for empty queues before each phase."""
+"""The accept phases (a burst, a fixed rate), the warm-up, the idle reading, the wait for empty
+queues before each phase, and what every phase shares (CPU deltas, the figure's command)."""
 
 # Django and the apps are imported inside functions: only after the environment is prepared.
 # ruff: noqa: PLC0415
@@ -7,15 +7,13 @@ warm-up, the idle reading and the wait for empty queues before each phase."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shlex
 import time
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import loadgen
-from benchmarks.checks import accepted_ids, db_check, drain_and_check, e2e_latencies, status_counts
+from benchmarks.checks import accepted_ids, drain_and_check, e2e_latencies, status_counts
 from benchmarks.config import say
 from benchmarks.context import PhaseContext, progress
 from benchmarks.processes import wait_until
@@ -149,71 +147,8 @@ def phase_accept(ctx: PhaseContext) -> dict[str, Any]:
     return result
 
 
-def phase_sync(ctx: PhaseContext) -> dict[str, Any]:
-    scale = ctx.scale
-    label = "c) sync authorize"
-    say(f"{ctx.elapsed()} {label}: {scale.sync_s:.0f} s, {scale.sync_concurrency} connections")
-
-    async def go() -> loadgen.LoadState:
-        client = ctx.client(scale.sync_concurrency)
-        payloads = ctx.authorize_payloads(client)
-        try:
-            return await loadgen.closed_loop(
-                client,
-                total=10**9,
-                concurrency=scale.sync_concurrency,
-                payloads=payloads,
-                ok_status=(200,),
-                max_duration_s=scale.sync_s,
-                progress=progress(ctx, label),
-            )
-        finally:
-            await client.close()
-
-    cpu0 = ctx.sampler.cpu_seconds()
-    t0 = time.monotonic()
-    state = asyncio.run(go())
-    t1 = time.monotonic()
-    cpu = cpu_delta(cpu0, ctx.sampler.cpu_seconds())
-    bodies = [json.loads(s.body) for s in state.samples if s.status == 200]
-    answered = {body["request_id"]: body["status"] for body in bodies}
-    db = db_check(list(answered), expect_delivery=False)
-    answered_statuses = Counter(answered.values())
-    checks = {
-        "every_answer_logged_once": db["decision_rows"] == len(answered),
-        "logged_status_matches_answer": dict(answered_statuses) == db["statuses"],
-        "no_delivery_without_callback_url": db["deliveries"] == 0,
-    }
-    duration = max(s.done for s in state.samples) - state.started if state.samples else 0.0
-    latency = loadgen.latency_summary_ms([s.service_s for s in state.samples if s.status == 200])
-    result: dict[str, Any] = {
-        "command": phase_command(
-            ctx, "sync", BENCH_SYNC_S=scale.sync_s, BENCH_SYNC_CONCURRENCY=scale.sync_concurrency
-        ),
-        "what": "POST /api/v1/authorize, closed loop; each answer is a logged decision",
-        "concurrency": scale.sync_concurrency,
-        "duration_s": round(duration, 2),
-        "requests": len(state.samples),
-        "answers": status_counts(state.samples),
-        "answered_per_s": round(len(answered) / duration, 1) if duration else None,
-        "latency": latency,
-        "statuses": dict(answered_statuses),
-        "cpu_s": cpu,
-        "stack_cpu_s_per_1000_decisions": round(stack_cpu(cpu, HARNESS) / len(answered) * 1000, 3)
-        if answered
-        else None,
-        "memory": ctx.sampler.rss_between(t0, t1),
-        "consistency": {"passed": all(checks.values()), "checks": checks, "db": db},
-    }
-    say(
-        f"{ctx.elapsed()} {label}: {result['answered_per_s']}/s, p50 {latency['p50_ms']} ms "
-        f"p99 {latency['p99_ms']} ms; check {'passed' if result['consistency']['passed'] else 'FAILED'}"
-    )
-    return result
-
-
 def phase_command(ctx: PhaseContext, phase: str, **knobs: Any) -> str:
-    parts = [f"BENCH_SCALE={ctx.scale.name}", f"BENCH_PHASES={phase}"]
+    parts = [f"BENCH_SCALE={ctx.scale.name}", f"BENCH_DB={ctx.stack.database}", f"BENCH_PHASES={phase}"]
     parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items()]
     named = {part.split("=", 1)[0] for part in parts}
     # The run's own knobs, less those this phase's command already names.

@@ -9,12 +9,22 @@ beat and Flower, plus a callback receiver (benchmarks/receiver.py), and stops al
 whatever happened.
 
 Phases (BENCH_PHASES, default all, in this order):
-  burst    a) accept burst: N requests as fast as the API takes them (closed loop, C connections)
-  accept   a) accept latency at a fixed offered rate (open loop; DESIGN: p99 <= 25 ms at 400/s)
-  ladder   b) offered 100, 200, 300... requests/s for S s each until the pipeline falls behind
-  sync     c) POST /api/v1/authorize, closed loop
-Resource use (d) is sampled all along. After each phase every accepted request is checked: one
-decision row, one callback delivery (delivered), one callback at the receiver.
+  burst          a) accept burst: N requests as fast as the API takes them (closed loop, C connections)
+  accept         a) accept latency at a fixed offered rate (open loop; DESIGN: p99 <= 25 ms at 400/s)
+  ladder         b) offered 50, 100, 200, 300... requests/s for S s each until the pipeline falls
+                 behind; per step CPU per decision by process and the mean batch sizes
+  sync_callback  c) POST /api/checkauthority/ with a callback_url, closed loop
+  sync           c) POST /api/v1/authorize without a callback, closed loop
+  floors         the bounds of those figures on this machine (benchmarks/floors.py), with the stack
+                 stopped: a no-op Celery task, a bare Kafka round trip, a no-op and a produce-only
+                 route on the api's gunicorn settings
+Resource use is sampled all along. After each phase every accepted request is checked: one decision
+row, one callback delivery (delivered), one callback at the receiver.
+
+Databases (BENCH_DB): postgres (DATABASE_URL), sqlite (`make run`'s default: DATABASE_URL unset, a
+file under CHARGE_LOCAL_DIR), or both (full scale's default): the PostgreSQL pass, then a second,
+shorter pass on SQLite (BENCH_SQLITE_PHASES, ladder steps of BENCH_SQLITE_STEP_S) by a child run of
+this module, whose report lands beside this one and inside it ("sqlite").
 
 Scale (BENCH_SCALE): tiny (seconds per phase, for `make test`) or full (the measured run). Each knob
 can be overridden from the environment; see benchmarks/config.py.
@@ -29,30 +39,18 @@ import shlex
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.config import PHASES, REPO, RESULTS, SCALES, Scale, say, scale_from_env
-from benchmarks.context import Arrivals, PhaseContext
-from benchmarks.document import document_build, resources_summary
-from benchmarks.ladder import phase_ladder
-from benchmarks.phases import idle_measure, phase_accept, phase_burst, phase_sync, settle, warmup
-from benchmarks.processes import GroupSampler
+from benchmarks.config import FLOORS, PHASES, REPO, RESULTS, SCALES, say, scale_from_env
+from benchmarks.document import consistency_passed, document_build, git
+from benchmarks.passes import FloorsAlongside, Run, floors_run, sqlite_pass, stack_pass
 from benchmarks.profiling import Profiler
-from benchmarks.stack import (
-    Stack,
-    django_setup,
-    seed,
-    service_groups,
-    stack_env,
-    start_receiver,
-    start_stack,
-    wait_ready,
-)
+from benchmarks.stack import Stack, django_setup, stack_env
 
 # --- main --------------------------------------------------------------------------------------------
 
@@ -84,16 +82,6 @@ def _signals(max_run_s: float) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def bring_up(stack: Stack, scale: Scale, *, flower: bool) -> list[tuple[str, str]]:
-    """Seed the database, start the receiver and every process of the stack, wait until all answer."""
-    pairs = seed(stack, scale)
-    start_receiver(stack)
-    start_stack(stack, flower=flower)
-    # Generous: on a busy 2-core machine each manage.py in api.sh alone can take 20 s.
-    wait_ready(stack, timeout=240)
-    return pairs
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,118 +90,128 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON and PNG (BENCH_OUT)")
     parser.add_argument("--phases", default=os.environ.get("BENCH_PHASES", ",".join(PHASES)))
     parser.add_argument(
+        "--floors", default=os.environ.get("BENCH_FLOORS", ",".join(FLOORS)), help="which floors to measure"
+    )
+    parser.add_argument(
         "--work", type=Path, default=None, help="logs and data of the run (default: a temp dir)"
     )
     parser.add_argument("--redis-db", type=int, default=None, help="use this Redis database number")
     parser.add_argument("--no-flower", action="store_true", default=os.environ.get("BENCH_FLOWER") == "0")
     parser.add_argument("--command", default=os.environ.get("BENCH_COMMAND", "make bench"))
+    # Set by a run for its SQLite pass: the report's file name and what is left of the time budget.
+    parser.add_argument("--stem", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max-s", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.phase_list = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(args.phase_list) - set(PHASES)
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
+    args.floor_list = [f.strip() for f in args.floors.split(",") if f.strip()]
+    if set(args.floor_list) - set(FLOORS):
+        parser.error(f"unknown floors {sorted(set(args.floor_list) - set(FLOORS))}; choose from {FLOORS}")
     return args
 
 
-def _run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
-    runners = {"burst": phase_burst, "accept": phase_accept, "ladder": phase_ladder, "sync": phase_sync}
-    results: dict[str, Any] = {}
-    pss: dict[str, dict[str, int]] = {}
-    warmup(ctx)
-    idle = idle_measure(ctx)
-    for phase in PHASES:
-        if phase in phases:
-            settled = settle(ctx, phase)
-            # The ladder profiles each of its steps by itself.
-            with contextlib.nullcontext() if phase == "ladder" else ctx.profiler.during(phase):
-                results[phase] = runners[phase](ctx)
-            results[phase]["settled_before"] = settled
-            pss[phase] = ctx.sampler.pss()
-    results["resources"] = resources_summary(ctx, results, pss)
-    results["resources"]["idle"] = idle
-    return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _arguments(argv)
+def _prepare(args: argparse.Namespace) -> tuple[Run, Stack]:
+    """The run's scale, output, work folder and stack environment; Django set up on its database."""
     scale, knobs = scale_from_env(args.scale)
+    if args.max_s is not None:
+        scale = replace(scale, max_run_s=args.max_s)
     out_dir = args.out or Path(
         os.environ.get("BENCH_OUT") or (RESULTS if scale.name == "full" else REPO / ".local" / "bench")
     )
     base_command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in knobs.items()), args.command])
     work = args.work or Path(tempfile.mkdtemp(prefix="charge-bench-run-"))
     work.mkdir(parents=True, exist_ok=True)
-
-    env = stack_env(work, args)
+    database = "sqlite" if scale.database == "sqlite" else "postgres"
+    env = stack_env(work, redis_db=args.redis_db, database=database)
     django_setup(env)
-    stack = Stack(work=work, env=env, api_port=int(env["API_PORT"]))
-    run_started = time.monotonic()
     started_at = datetime.now(UTC)
-    load_before = os.getloadavg()
-    say(
-        f"bench: scale {scale.name}, phases {','.join(args.phase_list)}, load average {load_before[0]:.2f} "
-        f"on {os.cpu_count()} cores, work dir {work}"
+    stem = args.stem or report.stem(
+        started_at=started_at, sha=git("rev-parse", "HEAD"), scale=scale.name, database=database
     )
-    if load_before[0] > 1.5 and scale.name == "full":
-        say("bench: WARNING the machine is busy (load > 1.5): figures will be lower than on a quiet one")
+    run = Run(
+        args=args,
+        scale=scale,
+        base_command=base_command,
+        out_dir=out_dir,
+        stem=stem,
+        work=work,
+        env=env,
+        profiler=Profiler.from_env(out_dir / "profiles", stamp=started_at.strftime("%Y%m%d-%H%M%S")),
+        started_at=started_at,
+    )
+    return run, Stack(work=work, env=env, api_port=int(env["API_PORT"]))
+
+
+def _execute(run: Run, stack: Stack) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """The stack's phases, the floors, the SQLite pass: (results, the SQLite pass, what failed)."""
     results: dict[str, Any] = {}
-    profiler = Profiler.from_env(out_dir / "profiles", stamp=started_at.strftime("%Y%m%d-%H%M%S"))
-    sampler: GroupSampler | None = None
+    sqlite: dict[str, Any] | None = None
+    alongside: FloorsAlongside | None = None
     failed: str | None = None
     try:
-        with _signals(scale.max_run_s):
-            pairs = bring_up(stack, scale, flower=not args.no_flower)
-            sampler = GroupSampler(
-                service_groups(stack),
-                harness={"harness_loadgen": os.getpid(), "harness_receiver": stack.processes["receiver"].pid},
-            ).start()
-            profiler.attach({name: p.pid for name, p in stack.processes.items()})
-            ctx = PhaseContext(
-                stack=stack,
-                scale=scale,
-                pairs=pairs,
-                arrivals=Arrivals(stack.receiver_port),
-                sampler=sampler,
-                profiler=profiler,
-                base_command=base_command,
-                run_started=run_started,
-                deadline=run_started + scale.max_run_s,
-            )
-            results = _run_phases(ctx, args.phase_list)
+        with _signals(run.scale.max_run_s):
+            if run.floors_wanted and run.scale.floors_during_startup and run.stack_phases:
+                alongside = FloorsAlongside(run)
+                alongside.start()
+            if run.stack_phases:
+                results = stack_pass(run, stack)
+            if alongside is not None:
+                results["floors"] = alongside.result_get()
+            elif run.floors_wanted:
+                results["floors"] = floors_run(run)
+            if run.scale.database == "both":
+                sqlite = sqlite_pass(run)
     except (Interrupted, KeyboardInterrupt) as exc:
         failed = f"interrupted ({exc})"
     except Exception as exc:
         failed = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if sampler is not None:
-            sampler.stop()
-        profiler.stop()
-        say(f"bench: stopping the stack{' (' + failed + ')' if failed else ''}")
-        if failed:
-            for name, process in stack.processes.items():
-                say(f"--- {name} log tail ---\n{process.log_tail(15)}")
-        stack.stop_all()
+        if alongside is not None and alongside.is_alive():
+            say("bench: waiting for the floors to stop what they started")
+            alongside.join(timeout=300)
+    return results, sqlite, failed
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    run, stack = _prepare(args)
+    scale = run.scale
+    load_before = os.getloadavg()
+    say(
+        f"bench: scale {scale.name}, database {stack.database}"
+        f"{' then sqlite' if scale.database == 'both' else ''}, phases {','.join(args.phase_list)}, "
+        f"load average {load_before[0]:.2f} on {os.cpu_count()} cores, work dir {run.work}"
+    )
+    if load_before[0] > 1.5 and scale.name == "full":
+        say("bench: WARNING the machine is busy (load > 1.5): figures will be lower than on a quiet one")
+    results, sqlite, failed = _execute(run, stack)
     document = document_build(
         scale=scale,
-        env=env,
+        env=run.env,
         results=results,
-        started_at=started_at,
-        run_started=run_started,
+        started_at=run.started_at,
+        run_started=run.started,
         load_before=load_before,
-        base_command=base_command,
-        profiler=profiler,
+        base_command=run.base_command,
+        profiler=run.profiler,
         failed=failed,
     )
+    if sqlite is not None:
+        document["sqlite"] = sqlite
+        document["consistency_passed"] = consistency_passed(results) and bool(sqlite["consistency_passed"])
     document["targets"] = report.targets(document)
-    paths = report.write(document, out_dir)
+    paths = report.write(document, run.out_dir, stem=run.stem)
     say(f"bench: report {paths['json']}")
     say(f"bench: plot   {paths['png']}")
     say("")
     say(report.markdown_table(document))
     if failed:
         return 1
+    if not run.stack_phases:
+        return 0
     return 0 if document["consistency_passed"] else 3
 
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import os
@@ -32,6 +31,13 @@ class Stack:
     api_key: str = ""
     callback_secret: str = ""
     client_id: int = 0
+    # Where the bridge and each worker serve their metrics (the batch-size histograms).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        """postgres (DATABASE_URL set) or sqlite (`make run`'s default file under CHARGE_LOCAL_DIR)."""
+        return "postgres" if self.env.get("DATABASE_URL") else "sqlite"
 
     @property
     def logs(self) -> Path:
@@ -43,11 +49,16 @@ class Stack:
         return process
 
     def stop_all(self) -> None:
-        # Producers of work first (api, bridge), then its consumers, then the receiver.
-        order = ["flower", "beat", "api", "bridge", "authorize", "callbacks", "receiver"]
-        for name in order + [n for n in self.processes if n not in order]:
-            process = self.processes.get(name)
-            if process is not None:
+        """Producers of work first (api, bridge), then its consumers, then the receiver; each wave is
+        signalled at once and then waited for, so the stop takes the longest of them, not the sum."""
+        waves = [["flower", "beat", "api", "bridge"], ["authorize", "callbacks"], ["receiver"]]
+        named = {name for wave in waves for name in wave}
+        waves[-1] += [name for name in self.processes if name not in named]
+        for wave in waves:
+            processes = [self.processes[name] for name in wave if name in self.processes]
+            for process in processes:
+                process.terminate()
+            for process in processes:
                 process.stop()
 
 
@@ -58,15 +69,23 @@ def _redis_url(url: str, db: int | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
-def stack_env(work: Path, args: argparse.Namespace) -> dict[str, str]:
+def stack_env(work: Path, *, redis_db: int | None, database: str) -> dict[str, str]:
+    """The stack's environment. database: postgres (DATABASE_URL, as bench.sh sets it) or sqlite
+    (DATABASE_URL removed: the settings' default, a file under CHARGE_LOCAL_DIR, as `make run`)."""
     from apps.clients.keys import key_generate
 
     env = dict(os.environ)
-    for var in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+    needed = ["REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"] + (["DATABASE_URL"] if database == "postgres" else [])
+    for var in needed:
         if not env.get(var):
             raise SystemExit(f"bench: {var} is not set (compose/local/bench.sh sets it)")
+    if database == "sqlite":
+        env.pop("DATABASE_URL", None)
     suffix = uuid.uuid4().hex[:8]
-    redis_url = _redis_url(env["REDIS_URL"], args.redis_db)
+    redis_url = _redis_url(env["REDIS_URL"], redis_db)
+    local = work / "local"
+    # `make run` creates it before anything opens the database; SQLite will not create the folder.
+    local.mkdir(parents=True, exist_ok=True)
     env.update(
         REDIS_URL=redis_url,
         CELERY_BROKER_URL=redis_url,
@@ -74,7 +93,7 @@ def stack_env(work: Path, args: argparse.Namespace) -> dict[str, str]:
         DEBUG="0",
         # The receiver is on loopback.
         CHARGE_CALLBACK_ALLOW_PRIVATE="1",
-        CHARGE_LOCAL_DIR=str(work / "local"),
+        CHARGE_LOCAL_DIR=str(local),
         CHARGE_TOPIC=f"bench-{suffix}",
         CHARGE_DLQ_TOPIC=f"bench-{suffix}.dlq",
         CHARGE_BRIDGE_GROUP=f"bench-bridge-{suffix}",
@@ -94,8 +113,12 @@ def stack_env(work: Path, args: argparse.Namespace) -> dict[str, str]:
 
 
 def django_setup(env: dict[str, str]) -> None:
-    for var in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS", "SECRET_KEY"):
+    for var in ("REDIS_URL", "CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS", "SECRET_KEY"):
         os.environ[var] = env[var]
+    if env.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = env["DATABASE_URL"]
+    else:
+        os.environ.pop("DATABASE_URL", None)
     for var in ("DEBUG", "CHARGE_TOPIC", "CHARGE_DLQ_TOPIC", "CHARGE_LOCAL_DIR"):
         os.environ[var] = env[var]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -161,17 +184,22 @@ def start_stack(stack: Stack, *, flower: bool) -> None:
     authorize_n = env.get("AUTHORIZE_CONCURRENCY", "2")
     callbacks_n = env.get("CALLBACK_CONCURRENCY", "16")
     # The same commands as compose/local/Procfile, metrics ports made free.
+    stack.metrics_ports = {
+        "bridge": int(env["CHARGE_BRIDGE_METRICS_PORT"]),
+        "authorize": free_port(),
+        "callbacks": free_port(),
+    }
     stack.start("api", ["bash", str(scripts / "api.sh")])
     stack.start("bridge", ["bash", str(scripts / "bridge.sh")])
     stack.start(
         "authorize",
         ["bash", str(scripts / "worker.sh"), "authorize", authorize_pool, authorize_n],
-        env={**env, "CHARGE_WORKER_METRICS_PORT": str(free_port())},
+        env={**env, "CHARGE_WORKER_METRICS_PORT": str(stack.metrics_ports["authorize"])},
     )
     stack.start(
         "callbacks",
         ["bash", str(scripts / "worker.sh"), "callbacks", "threads", callbacks_n],
-        env={**env, "CHARGE_WORKER_METRICS_PORT": str(free_port())},
+        env={**env, "CHARGE_WORKER_METRICS_PORT": str(stack.metrics_ports["callbacks"])},
     )
     beat_schedule = stack.work / "celerybeat-schedule"
     stack.start(
@@ -278,6 +306,8 @@ def service_groups(stack: Stack) -> dict[str, int]:
         ("redis", "REDIS_URL"),
         ("postgres", "DATABASE_URL"),
     ):
+        if not stack.env.get(var):
+            continue  # SQLite: the database is a file inside the api's, bridge's and workers' processes
         port = port_of(stack.env[var])
         pid = listener_pid(port) if port else None
         pgid = group_of(pid) if pid else None

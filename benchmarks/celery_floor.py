@@ -77,7 +77,8 @@ def measure(
     }
     argv = [str(Path(sys.executable).parent / "celery"), "-A", "workers", "worker", "-Q", QUEUE, "-E"]
     argv += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-    argv += ["--hostname", f"floor-{pool}-{run}@%h"]
+    hostname = f"floor-{pool}-{run}@%h"
+    argv += ["--hostname", hostname]
     worker = Process(f"worker-{pool}", argv, work / f"floor-worker-{pool}.log", env).start()
     try:
         warm = f"floor-{run}-warm-up"
@@ -112,6 +113,7 @@ def measure(
     result = {
         "pool": pool,
         "concurrency": concurrency,
+        "worker_hostname": hostname,
         "tasks": tasks,
         "wall_s": round(wall, 2),
         "tasks_per_s": round(tasks / wall, 1),

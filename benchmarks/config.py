@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -153,6 +154,35 @@ ENV_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BENCH_FLOOR_KAFKA_MAX": ("floor_kafka_max", int),
     "BENCH_FLOOR_CELERY_TASKS": ("floor_celery_tasks", int),
 }
+
+# Knobs that change only these phases' figures: a figure's command leaves out the other phases' knobs
+# (and the SQLite pass's, which its own commands spell out as BENCH_DB=sqlite and BENCH_STEP_S).
+PHASE_KNOBS = {
+    "burst": ("BENCH_BURST_",),
+    "accept": ("BENCH_ACCEPT_",),
+    "ladder": ("BENCH_LADDER_", "BENCH_STEP_S", "BENCH_E2E_P99_LIMIT_MS"),
+    "sync_callback": ("BENCH_SYNC_",),
+    "sync": ("BENCH_SYNC_",),
+    "floors": ("BENCH_FLOOR",),
+    "idle": ("BENCH_IDLE_S",),
+    "sqlite": ("BENCH_SQLITE_",),
+}
+
+
+def figure_command(base_command: str, *, phase: str, named: dict[str, object]) -> str:
+    """The command that measures one phase's figures: `named` first, then the run's own knobs less
+    those it names and those of the other phases, then the command itself (`make bench`)."""
+    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in named.items()]
+    others = tuple(prefix for name, prefixes in PHASE_KNOBS.items() if name != phase for prefix in prefixes)
+    mine = PHASE_KNOBS.get(phase, ())
+    rest = []
+    for word in shlex.split(base_command):
+        name = word.split("=", 1)[0]
+        if "=" in word and (name in named or (name.startswith(others) and not name.startswith(mine))):
+            continue
+        rest.append(word)
+    return " ".join(parts) + " " + shlex.join(rest)
+
 
 # Settings of the stack that tuning moves; recorded in the report as the environment gave them.
 STACK_KNOBS = (

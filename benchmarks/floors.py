@@ -52,9 +52,9 @@ def floors_measure(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Every floor in `which` (celery, kafka, http), one after another; each also says its progress."""
-    out: dict[str, Any] = {"command": command, "what": __doc__.split("\n\n")[1].strip()}
+    out: dict[str, Any] = {"command": command, "what": (__doc__ or "").split("\n\n")[1].strip()}
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "celery": lambda: _celery(env=env, scale=scale, work=work),
+        "celery": lambda: _celery(env=env, scale=scale, work=work, say=say),
         "kafka": lambda: kafka_floor.round_trip(
             rates=scale.floor_kafka_rates,
             duration_s=scale.floor_kafka_s,
@@ -71,23 +71,25 @@ def floors_measure(
     return out
 
 
-def _celery(*, env: dict[str, str], scale: Scale, work: Path) -> dict[str, Any]:
+def _celery(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str], None]) -> dict[str, Any]:
     # The stack's own pools: authorize (AUTHORIZE_POOL, prefork by default) and callbacks (threads).
     pools = [(env.get("AUTHORIZE_POOL") or "prefork", int(env.get("AUTHORIZE_CONCURRENCY") or 2))]
     if scale.floor_celery_both_pools:
         pools.append(("threads", int(env.get("CALLBACK_CONCURRENCY") or 16)))
-    results = [
-        celery_floor.measure(
-            pool=pool,
-            concurrency=concurrency,
-            tasks=scale.floor_celery_tasks,
-            broker_url=env["CELERY_BROKER_URL"],
-            pings_url=env["REDIS_URL"],
-            work=work,
-            base_env=env,
+    results = []
+    for pool, concurrency in pools:
+        say(f"floor celery: {pool} x{concurrency}: a worker, then {scale.floor_celery_tasks} no-op tasks")
+        results.append(
+            celery_floor.measure(
+                pool=pool,
+                concurrency=concurrency,
+                tasks=scale.floor_celery_tasks,
+                broker_url=env["CELERY_BROKER_URL"],
+                pings_url=env["REDIS_URL"],
+                work=work,
+                base_env=env,
+            )
         )
-        for pool, concurrency in pools
-    ]
     return {
         "what": "a no-op Celery task (ops.ping: one Redis SET) queued N at once on the stack's Redis, "
         "task events on; tasks/s and the worker's CPU (main process + pool) per task",

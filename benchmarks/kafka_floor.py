@@ -163,6 +163,7 @@ def round_trip(
         trips.collect(trips.send(20, rate=None))  # warm-up: connections, metadata, producer id
         at_rates = []
         for rate in rates:
+            say(f"floor kafka: {rate}/s for {duration_s:g} s")
             indexes = trips.send(max(1, int(rate * duration_s)), rate=rate)
             trips.collect(indexes)
             figures = {"offered_per_s": rate, **trips.figures(indexes)}

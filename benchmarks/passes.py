@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import subprocess
 import threading
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.config import FLOORS, PYTHON, REPO, STACK_PHASES, Scale, say
+from benchmarks.config import FLOORS, PYTHON, REPO, STACK_PHASES, Scale, figure_command, say
 from benchmarks.context import Arrivals, PhaseContext
 from benchmarks.document import resources_summary
 from benchmarks.floors import floors_measure
@@ -95,11 +94,11 @@ class Run:
         return "floors" in self.args.phase_list and bool(self.args.floor_list)
 
     def floors_command(self) -> str:
-        floors = ",".join(self.args.floor_list)
-        knobs = f"BENCH_SCALE={self.scale.name} BENCH_PHASES=floors"
-        knobs += f" BENCH_FLOORS={floors}" if floors != ",".join(FLOORS) else ""
-        rest = [w for w in shlex.split(self.base_command) if w.split("=", 1)[0] not in {"BENCH_SCALE"}]
-        return f"{knobs} {shlex.join(rest)}"
+        named: dict[str, object] = {"BENCH_SCALE": self.scale.name, "BENCH_PHASES": "floors"}
+        if self.args.floor_list != list(FLOORS):
+            named["BENCH_FLOORS"] = ",".join(self.args.floor_list)
+        # BENCH_DB too: the floors do not depend on the stack's database.
+        return figure_command(self.base_command, phase="floors", named={**named, "BENCH_DB": "postgres"})
 
 
 def stack_pass(run: Run, stack: Stack) -> dict[str, Any]:

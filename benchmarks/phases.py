@@ -7,14 +7,13 @@ queues before each phase, and what every phase shares (CPU deltas, the figure's 
 from __future__ import annotations
 
 import asyncio
-import shlex
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import loadgen
 from benchmarks.checks import accepted_ids, drain_and_check, e2e_latencies, status_counts
-from benchmarks.config import say
+from benchmarks.config import figure_command, say
 from benchmarks.context import PhaseContext, progress
 from benchmarks.processes import wait_until
 
@@ -148,12 +147,8 @@ def phase_accept(ctx: PhaseContext) -> dict[str, Any]:
 
 
 def phase_command(ctx: PhaseContext, phase: str, **knobs: Any) -> str:
-    parts = [f"BENCH_SCALE={ctx.scale.name}", f"BENCH_DB={ctx.stack.database}", f"BENCH_PHASES={phase}"]
-    parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items()]
-    named = {part.split("=", 1)[0] for part in parts}
-    # The run's own knobs, less those this phase's command already names.
-    rest = [word for word in shlex.split(ctx.base_command) if word.split("=", 1)[0] not in named]
-    return " ".join(parts) + " " + shlex.join(rest)
+    named = {"BENCH_SCALE": ctx.scale.name, "BENCH_DB": ctx.stack.database, "BENCH_PHASES": phase, **knobs}
+    return figure_command(ctx.base_command, phase=phase, named=named)
 
 
 def warmup(ctx: PhaseContext) -> None:

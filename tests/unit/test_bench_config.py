@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.config import SCALES, scale_from_env
+from benchmarks.config import SCALES, figure_command, scale_from_env
 from benchmarks.ladder import ladder_rates, per_decision_ms
 
 
@@ -40,3 +40,15 @@ def test_an_unknown_database_is_refused() -> None:
 def test_cpu_per_decision_is_milliseconds_per_decision_of_each_process() -> None:
     assert per_decision_ms({"api": 1.5, "bridge": 0.25}, 500) == {"api": 3.0, "bridge": 0.5}
     assert per_decision_ms({"api": 1.5}, 0) == {}
+
+
+def test_a_figures_command_keeps_the_knobs_that_change_it() -> None:
+    base = (
+        "BENCH_BURST_N=1000 BENCH_STEP_S=8 BENCH_FLOOR_N=500 BENCH_SQLITE_STEP_S=4 BENCH_MAX_S=900 make bench"
+    )
+    named = {"BENCH_SCALE": "full", "BENCH_DB": "postgres", "BENCH_PHASES": "ladder", "BENCH_STEP_S": 8.0}
+    assert figure_command(base, phase="ladder", named=named) == (
+        "BENCH_SCALE=full BENCH_DB=postgres BENCH_PHASES=ladder BENCH_STEP_S=8 BENCH_MAX_S=900 make bench"
+    )
+    floors = figure_command(base, phase="floors", named={"BENCH_PHASES": "floors"})
+    assert floors == "BENCH_PHASES=floors BENCH_FLOOR_N=500 BENCH_MAX_S=900 make bench"

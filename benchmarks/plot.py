@@ -97,7 +97,13 @@ def _cpu(ax: Any, document: dict[str, Any]) -> None:
     processes = [p for p in PROCESS_ORDER if p in seen] + sorted(seen - set(PROCESS_ORDER))
     offered = [s["offered_per_s"] for s in steps]
     layers = [[s["cpu_ms_per_decision"].get(p, 0.0) for s in steps] for p in processes]
-    ax.stackplot(offered, layers, labels=processes, alpha=0.85)
+    if len(steps) > 1:
+        ax.stackplot(offered, layers, labels=processes, alpha=0.85)
+    else:  # one step has no area to draw: a stacked bar
+        bottom = 0.0
+        for name, (value,) in zip(processes, layers, strict=True):
+            ax.bar(offered, [value], bottom=[bottom], width=offered[0] * 0.2, label=name, alpha=0.85)
+            bottom += value
     ax.axhline(4, color="tab:red", linewidth=0.8, label="target 4 ms (stretch 3)")
     ax.axhline(3, color="tab:red", linewidth=0.8, linestyle=":")
     sqlite = [s for s in _steps(get(document, "sqlite", "phases")) if s.get("stack_cpu_ms_per_decision")]

@@ -29,6 +29,7 @@ from benchmarks.config import FLOORS, VENV_BIN, Scale
 from benchmarks.processes import GroupSampler, Process, free_port, group_of, listener_pid, wait_until
 
 HTTP_CONNECTIONS = (64, 8)
+FLOOR_STATIONS = 200
 FLOOR_ROUTES = {"noop": ("/api/floor/noop", 200), "produce": ("/api/floor/produce", 202)}
 
 
@@ -168,21 +169,25 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
 
 def _burst(port: int, route: str, *, requests: int, connections: int) -> dict[str, Any]:
     path, ok_status = FLOOR_ROUTES[route]
-    body = json.dumps(
-        {
-            "station_id": str(uuid.uuid4()),
-            "driver_token": "FLOOR-TOKEN-0000000000",
-            "callback_url": "http://127.0.0.1:9/callback",
-        },
-        separators=(",", ":"),
-    ).encode()
+    # As many stations as the stack's seed: the messages spread over the topic's partitions alike.
+    bodies = [
+        json.dumps(
+            {
+                "station_id": str(uuid.UUID(int=(0xF100 << 112) | n)),
+                "driver_token": f"FLOOR-TOKEN-{n:010d}",
+                "callback_url": "http://127.0.0.1:9/callback",
+            },
+            separators=(",", ":"),
+        ).encode()
+        for n in range(FLOOR_STATIONS)
+    ]
 
     async def go() -> loadgen.LoadState:
         client = loadgen.HttpClient("127.0.0.1", port, max_connections=connections)
         try:
-            payload = client.prepare(loadgen.Request("POST", path, body))
+            payloads = [client.prepare(loadgen.Request("POST", path, body)) for body in bodies]
             return await loadgen.closed_loop(
-                client, total=requests, concurrency=connections, payloads=[payload], ok_status=(ok_status,)
+                client, total=requests, concurrency=connections, payloads=payloads, ok_status=(ok_status,)
             )
         finally:
             await client.close()

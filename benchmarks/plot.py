@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import HARNESS, PROCESS_ORDER, get
+from benchmarks.report import HARNESS, PROCESS_ORDER
+from benchmarks.targets import get
 
 
 def _steps(phases: dict[str, Any] | None) -> list[dict[str, Any]]:

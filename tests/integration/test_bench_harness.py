@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from benchmarks.floor_fractions import floor_fractions
+from benchmarks.hot_paths import BATCH_SIZES
 from tests.stack import REPO
 
 PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
@@ -152,10 +153,12 @@ def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) ->
     assert returncode == 0, stdout[-4000:] + stderr[-4000:]
     (report,) = tmp_path.glob("hot-paths-*.json")
     results = json.loads(report.read_text())["results"]
-    assert set(results) == {"sync_authorize", "decide", "deliver", "send_task"}
+    batched = {f"{path}_{size}": size for size in BATCH_SIZES for path in ("decide", "deliver")}
+    assert set(results) == {"sync_authorize", "send_task", *batched}
     for name, figures in results.items():
         assert figures["calls"] == 20, name
         assert figures["cpu_ms_per_call"] > 0, name
+        assert figures["items_per_call"] == batched.get(name, 1), name
     # Its PostgreSQL (the one server that names its folder on its command line) is gone with it.
     assert not _commands_mentioning("charge-hot-paths-")
 

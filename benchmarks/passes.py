@@ -196,6 +196,8 @@ def sqlite_pass(run: Run) -> dict[str, Any] | None:
     argv += ["--max-s", f"{max(run.time_left() - 30, 60):.0f}"]
     if run.args.no_flower:
         argv.append("--no-flower")
+    path = run.out_dir / f"{stem}.json"
+    path.unlink(missing_ok=True)  # an earlier run's of the same day and commit is not this one's
     say(f"bench: the SQLite pass ({','.join(phases)}, ladder steps of {step_s:g} s), in a run of its own")
     # Same process group: a Ctrl-C reaches it too; a TERM to us is passed on below.
     child = subprocess.Popen(argv, env=env, cwd=REPO)
@@ -209,7 +211,6 @@ def sqlite_pass(run: Run) -> dict[str, Any] | None:
             child.kill()
             child.wait()
         raise
-    path = run.out_dir / f"{stem}.json"
     if not path.exists():
         return {"json": None, "returncode": returncode, "consistency_passed": False}
     sqlite = json.loads(path.read_text())

@@ -77,6 +77,8 @@ def _floors_table(document: dict[str, Any]) -> list[str]:
     command = get(document, "phases", "floors", "command")
     if command:
         lines += ["", f"Floors measured by `{command}`."]
+    if get(document, "phases", "floors", "alongside_stack_start"):
+        lines += ["They ran while the stack started (tiny scale): their figures only show they work."]
     return lines
 
 

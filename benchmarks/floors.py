@@ -137,7 +137,7 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
         results: dict[str, dict[str, Any]] = {}
         for route in FLOOR_ROUTES:
             # Warm-up: the first produce of each gunicorn worker creates its producer.
-            _burst(port, route, requests=50, connections=8)
+            _burst(port, route, requests=min(50, scale.floor_requests // 4), connections=8)
             results[route] = {}
             for connections in HTTP_CONNECTIONS:
                 cpu0 = sampler.cpu_seconds()

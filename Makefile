@@ -32,7 +32,7 @@ lint: install-python  ## ruff format check and lint only
 typecheck: install-python  ## mypy only
 	@SECRET_KEY=typecheck mypy .
 
-bench: install  ## the benchmarks (PostgreSQL, every process local); writes benchmarks/results/
+bench: install  ## the benchmarks (PostgreSQL, then SQLite; the floors; every process local); writes benchmarks/results/
 	@bash compose/local/bench.sh
 
 reset:  ## stop nothing, delete local data (.local/ except the download cache)

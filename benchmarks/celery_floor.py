@@ -1,16 +1,17 @@
 """What one Celery task costs on this machine before any work of ours: the pipeline's floor.
 
-Every decision is two Celery tasks (charging.authorize, then callbacks.deliver). This measures a
+Every batch of decisions is two Celery tasks (charging.authorize, then callbacks.deliver). This measures a
 task that does almost nothing (`ops.ping`: one Redis SET) through the same broker settings as the
 stack (Redis, acks_late, task events on), for each pool, so the report can say how much of the CPU
-per decision is Celery's own and what throughput two tasks per decision allow at most.
+per decision is Celery's own and what throughput two tasks per batch allow at most.
 
     .venv/bin/python -m benchmarks.celery_floor [--tasks 4000] [--out benchmarks/results]
 
 It starts its own redis-server on a free loopback port (compose/local/redis.sh) and a worker per
-pool in its own process group, and stops both. Per pool: a warm-up task, then N tasks queued at
-once; the figures are wall time and the worker's CPU seconds (main process + pool) from the first
-of the N tasks queued to the last one done, per task.
+pool in its own process group, and stops both. `make bench` measures the same (`measure`) on its
+own Redis with the stack's two pools, as one of its floors (benchmarks/floors.py). Per pool: a
+warm-up task, then N tasks queued at once; the figures are wall time and the worker's CPU seconds
+(main process + pool) from the first of the N tasks queued to the last one done, per task.
 """
 
 # Django is imported inside functions: only after the environment points at our Redis.
@@ -23,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from benchmarks.processes import (
@@ -43,42 +45,75 @@ def _redis(port: int, db: int) -> str:
     return f"redis://127.0.0.1:{port}/{db}"
 
 
-def _measure(*, pool: str, concurrency: int, tasks: int, port: int, work: Path) -> dict[str, object]:
+def measure(
+    *,
+    pool: str,
+    concurrency: int,
+    tasks: int,
+    broker_url: str,
+    pings_url: str,
+    work: Path,
+    base_env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """Start a worker of `pool` on queue bench-floor, run `tasks` no-op tasks through it, stop it.
+
+    The broker may be shared (make bench uses the stack's Redis, the stack stopped): only this
+    queue and keys named by this run's nonces are touched.
+    """
     import redis
     from celery import current_app
 
-    broker = redis.Redis.from_url(_redis(port, 0))
-    pings = redis.Redis.from_url(_redis(port, 1))  # ops.ping writes one key per task here
-    broker.flushall()
+    broker = redis.Redis.from_url(broker_url)
+    pings = redis.Redis.from_url(pings_url)  # ops.ping writes one key per task here
+    broker.delete(QUEUE)
+    run = uuid.uuid4().hex[:8]
+    keys = [f"charge:ping:floor-{run}-{i}" for i in range(tasks)]
     env = {
-        **os.environ,
-        "CELERY_BROKER_URL": _redis(port, 0),
-        "REDIS_URL": _redis(port, 1),
+        **(os.environ if base_env is None else base_env),
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": pings_url,
         "CELERY_TASK_LOG_LEVEL": "WARNING",
         "LOG_LEVEL": "WARNING",
     }
     argv = [str(Path(sys.executable).parent / "celery"), "-A", "workers", "worker", "-Q", QUEUE, "-E"]
     argv += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-    argv += ["--hostname", f"floor-{pool}@%h"]
-    worker = Process(f"worker-{pool}", argv, work / f"worker-{pool}.log", env).start()
+    hostname = f"floor-{pool}-{run}@%h"
+    argv += ["--hostname", hostname]
+    worker = Process(f"worker-{pool}", argv, work / f"floor-worker-{pool}.log", env).start()
     try:
-        current_app.send_task("ops.ping", kwargs={"nonce": "warm-up"}, queue=QUEUE)
-        wait_until(lambda: pings.exists("charge:ping:warm-up") == 1, timeout=60, what=f"{pool} worker")
+        warm = f"floor-{run}-warm-up"
+        current_app.send_task("ops.ping", kwargs={"nonce": warm}, queue=QUEUE)
+
+        def warmed() -> bool:
+            worker.ensure_running()
+            return pings.exists(f"charge:ping:{warm}") == 1
+
+        wait_until(warmed, timeout=120, what=f"{pool} worker")
         sampler = GroupSampler({"worker": worker.pid}).start()
         cpu_before = sampler.cpu_seconds()["worker"]
         started = time.monotonic()
         with current_app.producer_or_acquire() as producer:
             for i in range(tasks):
-                current_app.send_task("ops.ping", kwargs={"nonce": str(i)}, queue=QUEUE, producer=producer)
-        wait_until(lambda: pings.dbsize() >= tasks + 1, timeout=600, what=f"{tasks} tasks", interval=0.05)
+                current_app.send_task(
+                    "ops.ping", kwargs={"nonce": f"floor-{run}-{i}"}, queue=QUEUE, producer=producer
+                )
+
+        def all_done() -> bool:
+            # The last one sent is among the last done: only then count them all.
+            return pings.exists(keys[-1]) == 1 and pings.exists(*keys) == tasks
+
+        wait_until(all_done, timeout=600, what=f"{tasks} tasks", interval=0.05)
         wall = time.monotonic() - started
         cpu = sampler.cpu_seconds()["worker"] - cpu_before
         sampler.stop()
     finally:
         worker.stop()
+        broker.close()
+        pings.close()
     result = {
         "pool": pool,
         "concurrency": concurrency,
+        "worker_hostname": hostname,
         "tasks": tasks,
         "wall_s": round(wall, 2),
         "tasks_per_s": round(tasks / wall, 1),
@@ -115,7 +150,15 @@ def main() -> int:
 
         django.setup()
         results = [
-            _measure(pool=pool, concurrency=n, tasks=args.tasks, port=port, work=work) for pool, n in POOLS
+            measure(
+                pool=pool,
+                concurrency=n,
+                tasks=args.tasks,
+                broker_url=_redis(port, 0),
+                pings_url=_redis(port, 1),
+                work=work,
+            )
+            for pool, n in POOLS
         ]
     finally:
         local_service("redis.sh", "stop", data=work / "redis", check=False)

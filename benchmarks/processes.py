@@ -129,6 +129,12 @@ class Process:
         if not self.alive():
             raise ProcessExited(f"{self.name} exited early; log tail:\n{self.log_tail()}")
 
+    def terminate(self) -> None:
+        """SIGTERM to the group, without waiting (stop() waits)."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         if self.proc is None:
             return

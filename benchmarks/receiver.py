@@ -8,7 +8,8 @@ its own 202 times from them.
     BENCH_RECEIVER_SECRET=S python -m benchmarks.receiver --port 0 --ready-file /tmp/r.port
 
 Control (GET, same port): /_stats → counters; /_arrivals?from=N → the arrivals from the Nth on, as
-[[request_id, t], ...] in arrival order, plus the counters.
+[[request_id, t], ...] in arrival order, plus the counters; /_duplicates → the request_ids that
+arrived more than once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Record:
         self.arrivals: list[tuple[str, float]] = []
         self.first: dict[str, float] = {}
         self.duplicates = 0
+        self.duplicated: set[str] = set()
         self.posts = 0
         self.bad_signature = 0
         self.missing_id = 0
@@ -46,6 +48,7 @@ class Record:
             self.bad_signature += 1
         if request_id in self.first:
             self.duplicates += 1
+            self.duplicated.add(request_id)
             return
         self.first[request_id] = at
         self.arrivals.append((request_id, at))
@@ -122,6 +125,9 @@ class CallbackProtocol(asyncio.Protocol):
         if path == "/_arrivals":
             start = int(query.partition("from=")[2] or 0) if "from=" in query else 0
             payload = {**self.record.stats(), "arrivals": self.record.arrivals[start:]}
+            status = "200 OK"
+        elif path == "/_duplicates":
+            payload = {**self.record.stats(), "request_ids": sorted(self.record.duplicated)}
             status = "200 OK"
         elif path == "/_stats":
             payload = {**self.record.stats()}

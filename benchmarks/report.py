@@ -1,158 +1,116 @@
-"""The benchmark report: JSON, a PNG plot beside it, and a markdown table for the README.
+"""The benchmark report: the targets of DESIGN "Targets", the floors, the ladder; JSON, PNG, markdown.
 
-python -m benchmarks.report benchmarks/results/<file>.json    # redraw the plot, print the table
+    python -m benchmarks.report benchmarks/results/<file>.json    # redraw the plot, print the tables
+
+Three tables: the targets (each with what this run measured, met or not, and the command that
+measured it; the SQLite pass beside the PostgreSQL figures), the floors with each figure as a
+fraction of its floor (measured ÷ floor), and the ladder step by step (CPU per decision by process,
+mean batch sizes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-GIB = 1 << 30
+from benchmarks.floor_fractions import floor_fractions
+from benchmarks.targets import GIB, get, number_text, targets
+
+# The ladder table's process columns, in this order (others follow); the harness is left out.
+PROCESS_ORDER = ("api", "bridge", "authorize", "callbacks", "beat", "flower", "kafka", "redis", "postgres")
+HARNESS = ("harness_loadgen", "harness_receiver")
 
 
-def _get(document: dict[str, Any], *path: str) -> Any:
-    node: Any = document
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
+def stem(*, started_at: datetime, sha: str, scale: str, database: str = "postgres") -> str:
+    """<date>-<commit>[-<scale>][-sqlite]: the report's file name without its suffix."""
+    out = f"{started_at:%Y-%m-%d}-{(sha or 'nocommit')[:7]}"
+    out += "" if scale == "full" else f"-{scale}"
+    return out + ("" if database == "postgres" else f"-{database}")
 
 
-def _step(document: dict[str, Any], rate: float) -> dict[str, Any] | None:
-    for step in _get(document, "phases", "ladder", "steps") or []:
-        if step["offered_per_s"] == rate:
-            return step
-    return None
+# --- markdown ----------------------------------------------------------------------------------------
 
 
-def _target(
-    figure: str, target: str, measured: Any, unit: str, *, met: bool | None, command: str | None
-) -> dict[str, Any]:
-    shown = "not measured" if measured is None else f"{measured:g} {unit}".strip()
-    return {
-        "figure": figure,
-        "target": target,
-        "measured": measured,
-        "measured_text": shown,
-        "met": None if measured is None else met,
-        "command": command,
-    }
+def _met(value: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "-"}[value]
 
 
-def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """DESIGN.md "Targets", each with what this run measured and the command that measured it."""
-    out: list[dict[str, Any]] = []
-    burst = _get(document, "phases", "burst") or {}
-    rate = burst.get("accepted_per_s")
-    duration = burst.get("duration_s") or 0
-    out.append(
-        _target(
-            f"accept throughput (burst of {burst.get('requests', '?')} over {duration:g} s)",
-            ">= 800 requests/s over 60 s",
-            rate,
-            "requests/s",
-            met=rate is not None and rate >= 800 and duration >= 60,
-            command=burst.get("command"),
+def _targets_table(document: dict[str, Any]) -> list[str]:
+    rows = document.get("targets") or targets(document)
+    with_sqlite = any("sqlite" in row for row in rows)
+    db = "SQLite" if document.get("database") == "sqlite" else "PostgreSQL"
+    head = f"| figure | target | measured ({db}) | met |" + (" SQLite | met |" if with_sqlite else "")
+    lines = [head + " command |", "|---|---|---|---|" + ("---|---|" if with_sqlite else "") + "---|"]
+    for row in rows:
+        met = _met(row["met"])
+        if row.get("stretch_met") is not None and row["met"]:
+            met += ", stretch " + ("yes" if row["stretch_met"] else "no")
+        line = f"| {row['figure']} | {row['target']} | {row['measured_text']} | {met} |"
+        if with_sqlite:
+            other = row.get("sqlite")
+            line += f" {other['measured_text']} | {_met(other['met'])} |" if other else " - | - |"
+        command = f"`{row['command']}`" if row.get("command") else ""
+        other_command = (row.get("sqlite") or {}).get("command")
+        if other_command and other_command != row.get("command"):
+            command += f"; SQLite: `{other_command}`"
+        lines.append(f"{line} {command} |")
+    return lines
+
+
+def _floors_table(document: dict[str, Any]) -> list[str]:
+    rows = floor_fractions(document)
+    if not rows:
+        return ["No floors were measured (BENCH_PHASES without `floors`)."]
+    lines = [
+        "| floor | floor value | figure | measured | measured ÷ floor | figure's command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        command = f"`{row['command']}`" if row.get("command") else ""
+        lines.append(
+            f"| {row['floor']} | {row['floor_text']} | {row['figure']} | {row['measured_text']} | "
+            f"{row['ratio_text']} | {command} |"
         )
-    )
-    accept = _get(document, "phases", "accept") or {}
-    p99 = _get(accept, "accept_latency", "p99_ms")
-    offered = accept.get("offered_per_s")
-    out.append(
-        _target(
-            f"accept p99 at {offered:g} requests/s" if offered else "accept p99 at 400 requests/s",
-            "<= 25 ms at 400 requests/s",
-            p99,
-            "ms",
-            met=p99 is not None and p99 <= 25 and offered == 400,
-            command=accept.get("command"),
-        )
-    )
-    ladder = _get(document, "phases", "ladder") or {}
-    sustained = ladder.get("max_sustained_decisions_per_s")
-    unknown = sum(step.get("unknown", 0) for step in ladder.get("steps", []) if step.get("keeps_up"))
-    out.append(
-        _target(
-            "pipeline decisions/s sustained, request to callback, no unknown",
-            ">= 300 decisions/s (stretch 500)",
-            sustained,
-            "decisions/s",
-            met=(ladder.get("max_sustained_offered_per_s") or 0) >= 300 and unknown == 0,
-            command=ladder.get("command"),
-        )
-    )
-    step100 = _step(document, 100)
-    for name, limit in (("p50", 20), ("p99", 100)):
-        value = _get(step100, "end_to_end_latency", f"{name}_ms") if step100 else None
-        out.append(
-            _target(
-                f"end to end at 100 requests/s, {name} (202 → callback received)",
-                f"<= {limit} ms",
-                value,
-                "ms",
-                met=value is not None and value <= limit,
-                command=ladder.get("command"),
-            )
-        )
-    sync = _get(document, "phases", "sync") or {}
-    sync_rate = sync.get("answered_per_s")
-    out.append(
-        _target(
-            "sync authorize throughput",
-            ">= 1000 requests/s",
-            sync_rate,
-            "requests/s",
-            met=sync_rate is not None and sync_rate >= 1000,
-            command=sync.get("command"),
-        )
-    )
-    resources = _get(document, "phases", "resources") or {}
-    # PSS: a page shared by several processes (PostgreSQL's shared buffers in every backend, the
-    # copy-on-write pages of forked workers) counted once, split among them; a sum of RSS counts it
-    # in every process (reported beside it in the JSON as stack_peak_rss_bytes).
-    peak = resources.get("stack_peak_pss_bytes") or resources.get("stack_peak_rss_bytes")
-    peak_gib = round(peak / GIB, 3) if peak else None
-    out.append(
-        _target(
-            "whole stack resident memory (peak PSS, every process of the stack)",
-            "<= 1.5 GiB",
-            peak_gib,
-            "GiB",
-            met=peak_gib is not None and peak_gib <= 1.5,
-            command=resources.get("command"),
-        )
-    )
-    reference = resources.get("cpu_reference_step") or {}
-    cpu = reference.get("stack_cpu_s_per_1000_decisions")
-    out.append(
-        _target(
-            f"stack CPU per 1,000 decisions (at {reference.get('offered_per_s', '?')}/s)",
-            "(no target)",
-            cpu,
-            "CPU s",
-            met=None,
-            command=resources.get("command"),
-        )
-    )
-    idle = _get(resources, "idle", "stack_cpu_cores")
-    out.append(
-        _target(
-            "stack CPU with no load (after the warm-up, queues empty)",
-            "(no target)",
-            idle,
-            "cores",
-            met=None,
-            command=resources.get("command"),
-        )
-    )
-    return out
+    command = get(document, "phases", "floors", "command")
+    if command:
+        lines += ["", f"Floors measured by `{command}`."]
+    if get(document, "phases", "floors", "alongside_stack_start"):
+        lines += ["They ran while the stack started (tiny scale): their figures only show they work."]
+    return lines
+
+
+def ladder_table(phases: dict[str, Any]) -> list[str]:
+    steps = get(phases, "ladder", "steps") or []
+    if not steps:
+        return ["No ladder in this run."]
+    seen = {name for s in steps for name in (s.get("cpu_ms_per_decision") or {}) if name not in HARNESS}
+    processes = [p for p in PROCESS_ORDER if p in seen] + sorted(seen - set(PROCESS_ORDER))
+    head = ["offered/s", "decisions/s", "e2e p50 ms", "e2e p99 ms", "unknown", "keeps up", "stack CPU ms"]
+    head += [f"{p} ms" for p in processes] + ["batch: authorize", "deliver", "bridge poll"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in steps:
+        cpu = s.get("cpu_ms_per_decision") or {}
+        batches = s.get("batch_sizes") or {}
+        cells = [
+            str(s["offered_per_s"]),
+            number_text(s.get("decisions_per_s")),
+            number_text(get(s, "end_to_end_latency", "p50_ms")),
+            number_text(get(s, "end_to_end_latency", "p99_ms")),
+            str(s.get("unknown", "-")),
+            "yes" if s.get("keeps_up") else "**no**",
+            number_text(s.get("stack_cpu_ms_per_decision")),
+            *(number_text(cpu.get(p)) for p in processes),
+            *(number_text(get(batches, kind, "mean")) for kind in ("authorize", "deliver", "bridge_poll")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown_table(document: dict[str, Any]) -> str:
+    """The report as markdown: a header line, then the targets, floors and ladder tables."""
     machine = document.get("machine", {})
     commit = (document.get("commit", {}).get("sha") or "")[:10]
     dirty = " (uncommitted changes)" if document.get("commit", {}).get("dirty_files") else ""
@@ -160,80 +118,37 @@ def markdown_table(document: dict[str, Any]) -> str:
         f"Measured {document.get('started_at', '')} on {machine.get('nproc')} cores "
         f"({machine.get('cpu_model')}), {(machine.get('memory_bytes') or 0) / GIB:.1f} GiB, commit "
         f"{commit}{dirty}, scale {document.get('scale')}; load average before "
-        f"{machine.get('load_average_before', [0])[0]:.2f}.",
+        f"{(machine.get('load_average_before') or [0])[0]:.2f}.",
         "",
-        "| figure | target | measured | met | command |",
-        "|---|---|---|---|---|",
+        'Targets (DESIGN.md "Targets"; they hold on PostgreSQL, the SQLite default is reported beside):',
+        "",
+        *_targets_table(document),
     ]
-    for row in document.get("targets", []):
-        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
-        command = f"`{row['command']}`" if row.get("command") else ""
-        lines.append(f"| {row['figure']} | {row['target']} | {row['measured_text']} | {met} | {command} |")
+    idle = get(document, "phases", "resources", "idle", "stack_cpu_cores")
+    if idle is not None:
+        lines += ["", f"Stack CPU with no load (after the warm-up, queues empty): {idle:g} cores."]
+    lines += ["", "Floors, and each figure as a fraction of its floor:", "", *_floors_table(document)]
+    db = "SQLite" if document.get("database") == "sqlite" else "PostgreSQL"
+    lines += ["", f"Ladder ({db}), CPU per decision by process and mean batch sizes:", ""]
+    lines += ladder_table(document.get("phases") or {})
+    sqlite = document.get("sqlite")
+    if sqlite and not sqlite.get("json"):
+        lines += ["", f"The SQLite pass wrote no report (it exited with {sqlite.get('returncode')})."]
+    elif sqlite and not sqlite.get("consistency_passed"):
+        lines += ["", f"The SQLite pass ({sqlite.get('json')}) FAILED its checks or was interrupted."]
+    if sqlite and get(sqlite, "phases", "ladder"):
+        lines += ["", f"Ladder (SQLite, {sqlite.get('json')}):", "", *ladder_table(sqlite["phases"])]
     return "\n".join(lines)
 
 
-def plot(document: dict[str, Any], path: Path) -> None:
-    """Throughput and latency against offered rate (the ladder), plus the accept and sync points."""
-    import matplotlib  # noqa: PLC0415 - slow import, only when plotting
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    steps = _get(document, "phases", "ladder", "steps") or []
-    offered = [s["offered_per_s"] for s in steps]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    left.plot(offered, offered, linestyle=":", color="grey", label="offered")
-    left.plot(offered, [s["accepted_per_s"] for s in steps], marker="o", label="accepted/s (202)")
-    left.plot(
-        offered, [s["decisions_per_s"] for s in steps], marker="s", label="decisions/s (callback received)"
-    )
-    burst = _get(document, "phases", "burst", "accepted_per_s")
-    if burst:
-        left.axhline(burst, color="tab:green", linestyle="--", label=f"accept burst {burst:.0f}/s")
-    sync = _get(document, "phases", "sync", "answered_per_s")
-    if sync:
-        left.axhline(sync, color="tab:purple", linestyle="-.", label=f"sync authorize {sync:.0f}/s")
-    left.axhline(300, color="tab:red", linewidth=0.8, label="target 300 decisions/s")
-    left.set_xlabel("offered requests/s")
-    left.set_ylabel("per second")
-    left.set_title("throughput")
-    left.legend(fontsize=8)
-    left.grid(alpha=0.3)
-
-    for key, label, style in (
-        ("end_to_end_latency", "end to end", "-"),
-        ("accept_latency", "accept (202)", "--"),
-    ):
-        for pct, marker in (("p50_ms", "o"), ("p99_ms", "^")):
-            values = [_get(s, key, pct) for s in steps]
-            right.plot(offered, values, linestyle=style, marker=marker, label=f"{label} {pct[:3]}")
-    right.axhline(100, color="tab:red", linewidth=0.8, label="e2e p99 target at 100/s")
-    right.axhline(25, color="tab:orange", linewidth=0.8, label="accept p99 target at 400/s")
-    right.set_yscale("log")
-    right.set_xlabel("offered requests/s")
-    right.set_ylabel("ms (log)")
-    right.set_title("latency")
-    right.legend(fontsize=8)
-    right.grid(alpha=0.3, which="both")
-    machine = document.get("machine", {})
-    fig.suptitle(
-        f"Charge Service benchmark, {document.get('started_at', '')}, commit "
-        f"{(document.get('commit', {}).get('sha') or '')[:10]}, {machine.get('nproc')} cores, "
-        f"scale {document.get('scale')}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+# --- files -------------------------------------------------------------------------------------------
 
 
-def write(document: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """benchmarks/results/<date>-<commit>[-<scale>].json and .png; returns both paths."""
+def write(document: dict[str, Any], out_dir: Path, *, stem: str) -> dict[str, Path]:
+    """<out_dir>/<stem>.json and .png; returns both paths."""
+    from benchmarks.plot import plot  # noqa: PLC0415 - matplotlib is slow to import
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    date = (document.get("started_at") or "")[:10] or "undated"
-    commit = (document.get("commit", {}).get("sha") or "nocommit")[:7]
-    suffix = "" if document.get("scale") == "full" else f"-{document.get('scale')}"
-    stem = f"{date}-{commit}{suffix}"
     json_path = out_dir / f"{stem}.json"
     png_path = out_dir / f"{stem}.png"
     document["plot"] = png_path.name
@@ -243,6 +158,8 @@ def write(document: dict[str, Any], out_dir: Path) -> dict[str, Path]:
 
 
 def main() -> None:
+    from benchmarks.plot import plot  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

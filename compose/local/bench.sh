@@ -6,9 +6,14 @@
 #
 #   BENCH_SCALE=full|tiny   full: the measured run (minutes); tiny: seconds per phase (default full)
 #   BENCH_OUT=DIR           where the JSON and PNG go (full: benchmarks/results, tiny: .local/bench)
-#   BENCH_PHASES=burst,accept,ladder,sync   a subset, in that order
+#   BENCH_PHASES=burst,accept,ladder,sync_callback,sync,floors   a subset, in that order
+#   BENCH_DB=postgres|sqlite|both   the database of the stack's phases; both (full's default): the
+#                           PostgreSQL pass, then a shorter one on `make run`'s SQLite default
+#                           (BENCH_SQLITE_PHASES, default ladder,sync_callback); tiny's default: postgres
+#   BENCH_FLOORS=celery,kafka,http   which floors the floors phase measures
 #   BENCH_KEEP=1            keep the temporary folder (logs of every process) after the run
-# Other knobs (rates, durations, profiling): see benchmarks/run.py and benchmarks/profiling.py.
+# Other knobs (rates, durations, floors' sizes, profiling): see benchmarks/config.py and
+# benchmarks/profiling.py.
 # Stack settings are the environment variables the project reads (API_WORKERS, API_THREADS,
 # AUTHORIZE_CONCURRENCY, CALLBACK_CONCURRENCY, CHARGE_PRODUCER_LINGER_MS, CHARGE_BRIDGE_BATCH,
 # CELERY_WORKER_PREFETCH_MULTIPLIER, DB_CONN_MAX_AGE, LOG_LEVEL...).
@@ -66,8 +71,13 @@ bash compose/local/kafka.sh start --port "$kafka_port" --controller-port "$kafka
   --data "$work/kafka" --timeout 120 >"$work/kafka-start.log" 2>&1 &
 kafka_start=$!
 bash compose/local/redis.sh start --port "$redis_port" --data "$work/redis"
-bash compose/local/postgres.sh start --port "$pg_port" --data "$work/postgres"
-bash compose/local/postgres.sh ensure-db --port "$pg_port" --db charge
+# SQLite only: no PostgreSQL to start (the database is a file of the run).
+with_postgres=1
+[ "${BENCH_DB:-}" = sqlite ] && with_postgres=0
+if [ "$with_postgres" = 1 ]; then
+  bash compose/local/postgres.sh start --port "$pg_port" --data "$work/postgres"
+  bash compose/local/postgres.sh ensure-db --port "$pg_port" --db charge
+fi
 if ! wait "$kafka_start"; then
   cat "$work/kafka-start.log" >&2
   echo "bench: kafka did not start" >&2
@@ -78,7 +88,11 @@ echo "bench: services up in $((SECONDS - t0)) s"
 
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
 export REDIS_URL=redis://127.0.0.1:$redis_port/0
-export DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/charge
+if [ "$with_postgres" = 1 ]; then
+  export DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/charge
+else
+  unset DATABASE_URL
+fi
 export BENCH_COMMAND=${BENCH_COMMAND:-make bench}
 # In the background and waited for, so a TERM to this script runs the trap at once.
 "$PY" -m benchmarks.run --scale "$BENCH_SCALE" --work "$work/run" &

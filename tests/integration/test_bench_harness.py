@@ -17,13 +17,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks.floor_fractions import floor_fractions
+from benchmarks.hot_paths import BATCH_SIZES
 from tests.stack import REPO
 
-PHASES = ("burst", "accept", "ladder", "sync", "resources")
+PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
 STACK_GROUPS = {"api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
+BATCH_KINDS = ("authorize", "deliver", "bridge_poll")
 
 
 # About a minute on a quiet machine; the bounds leave room for a busy one (start-up alone can take
@@ -49,19 +53,25 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
         assert document[key], key
     assert document["machine"]["nproc"] == os.cpu_count()
     assert document["interrupted"] is None
+    assert document["database"] == "postgres"
+    assert "sqlite" not in document  # BENCH_DB's tiny default: PostgreSQL only
     phases = document["phases"]
     assert set(PHASES) <= phases.keys()
 
     # The harness's own checks: one decision, one delivered callback delivery and one callback at
     # the receiver for every accepted request; every synchronous answer logged once.
     assert document["consistency_passed"] is True, output
-    for name in ("burst", "accept", "sync"):
+    for name in ("burst", "accept", "sync_callback", "sync"):
         assert phases[name]["consistency"]["passed"], (name, phases[name]["consistency"])
     assert phases["burst"]["accepted"] == phases["burst"]["requests"] == 200
-    assert phases["ladder"]["steps"], "no ladder step ran"
-    for step in phases["ladder"]["steps"]:
-        assert step["consistency"]["passed"], step["consistency"]
-        assert step["end_to_end_latency"]["count"] == step["accepted"]
+    # The original service's synchronous route with a callback: each answer logged, called back once.
+    sync_callback = phases["sync_callback"]
+    assert sync_callback["consistency"]["checks"]["every_callback_arrived_once"]
+    assert sync_callback["answered_per_s"] > 0
+    assert sync_callback["callback_after_answer_latency"]["count"] == sum(sync_callback["statuses"].values())
+    _assert_ladder_steps(phases["ladder"]["steps"])
+    _assert_floors(document)
+    assert len(document["targets"]) == 9
 
     # Every figure carries the command that produced it; memory and CPU cover every process group.
     assert all(row["command"] for row in document["targets"]), document["targets"]
@@ -70,8 +80,47 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     assert resources["stack_peak_rss_bytes"] > 0
     assert resources["cpu_reference_step"]["stack_cpu_s_per_1000_decisions"] > 0
     assert resources["idle"]["cpu_cores"].keys() >= STACK_GROUPS
-    for name in ("burst", "accept", "ladder", "sync"):
+    for name in ("burst", "accept", "ladder", "sync_callback", "sync"):
         assert phases[name]["settled_before"]["left_queued"] == {"authorize": 0, "callbacks": 0, "unacked": 0}
+    # The floors' gunicorn and Celery worker are gone with the harness.
+    assert not _commands_mentioning(phases["floors"]["http"]["server"])
+    assert not _commands_mentioning(phases["floors"]["celery"]["authorize_pool"]["worker_hostname"])
+
+
+def _assert_ladder_steps(steps: list[dict[str, Any]]) -> None:
+    assert steps, "no ladder step ran"
+    for step in steps:
+        assert step["consistency"]["passed"], step["consistency"]
+        assert step["end_to_end_latency"]["count"] == step["accepted"]
+        # CPU per decision of every process, and the batches the step's requests travelled in.
+        assert step["cpu_ms_per_decision"].keys() >= STACK_GROUPS
+        assert step["stack_cpu_ms_per_decision"] > 0
+        assert step["metrics_scrape_errors"] == {}
+        for kind in BATCH_KINDS:
+            batches = step["batch_sizes"][kind]
+            assert batches["batches"] >= 1, (kind, batches)
+            assert batches["mean"] >= 1, (kind, batches)
+        assert step["batch_sizes"]["authorize"]["items"] == step["accepted"]
+
+
+def _assert_floors(document: dict[str, Any]) -> None:
+    """Each floor measured, and each figure beside its floor."""
+    floors = document["phases"]["floors"]
+    assert floors["celery"]["authorize_pool"]["tasks_per_s"] > 0
+    assert floors["celery"]["authorize_pool"]["cpu_ms_per_task"] > 0
+    kafka = floors["kafka"]
+    for at_rate in kafka["rates"]:
+        assert at_rate["received"] == at_rate["messages"] > 0, at_rate
+        assert at_rate["round_trip"]["p50_ms"] > 0
+    assert kafka["max"]["received"] == kafka["max"]["messages"]
+    assert kafka["max"]["per_s"] > 0
+    for route in ("noop", "produce"):
+        for connections in ("64", "8"):
+            burst = floors["http"][route][connections]
+            assert burst["ok"] == burst["requests"] > 0, (route, connections, burst)
+    fractions = {row["floor"]: row for row in floor_fractions(document)}
+    assert fractions["produce-only route, 64 connections"]["ratio"] > 0
+    assert fractions["no-op route, 8 connections"]["ratio"] > 0
 
 
 def _run_harness(argv: list[str], *, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
@@ -104,10 +153,12 @@ def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) ->
     assert returncode == 0, stdout[-4000:] + stderr[-4000:]
     (report,) = tmp_path.glob("hot-paths-*.json")
     results = json.loads(report.read_text())["results"]
-    assert set(results) == {"sync_authorize", "decide", "deliver", "send_task"}
+    batched = {f"{path}_{size}": size for size in BATCH_SIZES for path in ("decide", "deliver")}
+    assert set(results) == {"sync_authorize", "send_task", *batched}
     for name, figures in results.items():
         assert figures["calls"] == 20, name
         assert figures["cpu_ms_per_call"] > 0, name
+        assert figures["items_per_call"] == batched.get(name, 1), name
     # Its PostgreSQL (the one server that names its folder on its command line) is gone with it.
     assert not _commands_mentioning("charge-hot-paths-")
 

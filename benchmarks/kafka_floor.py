@@ -90,8 +90,9 @@ class _RoundTrips:
         keys = [str(uuid.UUID(int=(0xF1 << 120) | n)) for n in range(200)]
         self.keys = [key.encode() for key in keys]
 
-    def _ack(self, index: int, metadata: object) -> None:
-        self.acked[index] = time.monotonic()
+    def _ack(self, index: int, error: object, message: object) -> None:
+        if error is None:
+            self.acked[index] = time.monotonic()
 
     def send(self, count: int, *, rate: float | None) -> list[int]:
         """`count` messages at `rate` per second (open loop), or back to back when rate is None."""
@@ -105,11 +106,14 @@ class _RoundTrips:
                     time.sleep(delay)
             index = first + n
             self.sent[index] = time.monotonic()
-            future = self.producer.send(
-                self.topic, value=b"%d|" % index + PAD, key=self.keys[index % len(self.keys)]
+            # The api's own producer (librdkafka); its thread serves the delivery reports.
+            self.producer.producer.produce(
+                self.topic,
+                value=b"%d|" % index + PAD,
+                key=self.keys[index % len(self.keys)],
+                on_delivery=functools.partial(self._ack, index),
             )
-            future.add_callback(functools.partial(self._ack, index))
-        self.producer.flush(timeout=COLLECT_TIMEOUT_S)
+        self.producer.producer.flush(COLLECT_TIMEOUT_S)
         return list(range(first, first + count))
 
     def collect(self, indexes: list[int]) -> int:
@@ -145,7 +149,7 @@ def round_trip(
     """Round trips at each offered rate for `duration_s`, then `max_messages` back to back."""
     from django.conf import settings
 
-    from apps.charging.producer import _producer_create
+    from apps.charging.producer import RequestProducer
 
     bootstrap = list(settings.KAFKA_BOOTSTRAP_SERVERS)
     partitions = settings.CHARGE_TOPIC_PARTITIONS
@@ -158,7 +162,7 @@ def round_trip(
     try:
         if not ours.poll(60) or ours.recv() != "ready":
             raise RuntimeError("the floor's Kafka consumer did not start")
-        producer = _producer_create()
+        producer = RequestProducer()
         trips = _RoundTrips(producer, topic, ours)
         trips.collect(trips.send(20, rate=None))  # warm-up: connections, metadata, producer id
         at_rates = []
@@ -181,7 +185,7 @@ def round_trip(
         say(f"floor kafka: as fast as the producer takes them: {flood['per_s']} messages/s round trip")
     finally:
         if producer is not None:
-            producer.close(timeout=5)
+            producer.close()
         if consumer.is_alive():
             ours.send("stop")
             consumer.join(timeout=10)

@@ -29,7 +29,7 @@ from project.kv import redis_client
 logger = structlog.get_logger(__name__)
 
 _lock = threading.Lock()
-_producer: _RequestProducer | None = None
+_producer: RequestProducer | None = None
 # After a failure, requests within this window are refused at once instead of each waiting out the
 # timeout: while the broker is down every api thread would otherwise be held ~1.5 s per request, and
 # the queue in front of the api would grow until callers time out without any answer.
@@ -57,7 +57,7 @@ class _Delivery:
         self.done.set()
 
 
-class _RequestProducer:
+class RequestProducer:
     """librdkafka's producer and the thread that serves its delivery reports."""
 
     def __init__(self) -> None:
@@ -96,7 +96,7 @@ class _RequestProducer:
         self.producer.flush(0)
 
 
-def producer_get() -> _RequestProducer:
+def producer_get() -> RequestProducer:
     """This process's producer. A forked child (gunicorn worker) never reuses its parent's."""
     global _producer  # noqa: PLW0603 - the per-process singleton is the point
     current = _producer
@@ -104,7 +104,7 @@ def producer_get() -> _RequestProducer:
         return current
     with _lock:
         if _producer is None or _producer.pid != os.getpid():
-            _producer = _RequestProducer()
+            _producer = RequestProducer()
         return _producer
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import celery_floor, kafka_floor, loadgen
 from benchmarks.config import FLOORS, VENV_BIN, Scale
-from benchmarks.processes import GroupSampler, Process, free_port, group_of, listener_pid, wait_until
+from benchmarks.processes import REPO, GroupSampler, Process, free_port, group_of, listener_pid, wait_until
 
 HTTP_CONNECTIONS = (64, 8)
 FLOOR_STATIONS = 200
@@ -110,7 +110,7 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
     metrics_dir = work / "floor-metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    port = free_port()
+    upstream, port = free_port(), free_port()
     server_env = {
         **env,
         "DJANGO_SETTINGS_MODULE": "benchmarks.floor_settings",
@@ -118,17 +118,25 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
         # As api.sh: every gunicorn worker writes its metrics to files here.
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    argv = floor_server_argv(env, port)
+    argv = floor_server_argv(env, upstream)
     server = Process("floor-api", argv, work / "logs" / "floor-api.log", env=server_env).start()
+    # As the stack (and `make run`): nginx in front of gunicorn.
+    front = Process(
+        "floor-nginx",
+        ["bash", str(REPO / "compose" / "local" / "nginx.sh"), "run", "--data", str(work / "floor-nginx")],
+        work / "logs" / "floor-nginx.log",
+        env={**env, "API_PORT": str(port), "API_UPSTREAM_PORT": str(upstream)},
+    ).start()
     sampler: GroupSampler | None = None
     try:
 
         def answers() -> bool:
             server.ensure_running()
+            front.ensure_running()
             return _burst(port, "noop", requests=1, connections=1)["ok"] == 1
 
         wait_until(answers, timeout=180, what="floor server", interval=0.5)
-        groups = {"floor_api": server.pid}
+        groups = {"floor_api": server.pid, "floor_nginx": front.pid}
         kafka_pid = listener_pid(int(settings.KAFKA_BOOTSTRAP_SERVERS[0].rsplit(":", 1)[1]))
         kafka_group = group_of(kafka_pid) if kafka_pid else None
         if kafka_group:
@@ -156,9 +164,11 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
     finally:
         if sampler is not None:
             sampler.stop()
+        front.stop()
         server.stop()
     return {
-        "what": "benchmarks/floor_app.py under the api's gunicorn settings and the project's middleware: "
+        "what": "benchmarks/floor_app.py under the api's gunicorn settings, behind nginx as the api is, "
+        "and the project's middleware: "
         "noop = a django-ninja route that does nothing; produce = the api's producer only (acks=all), "
         f"202 once acknowledged; closed-loop bursts of {scale.floor_requests} requests on each of "
         f"{', '.join(map(str, HTTP_CONNECTIONS))} connections",

@@ -20,7 +20,18 @@ from benchmarks.floor_fractions import floor_fractions
 from benchmarks.targets import GIB, get, number_text, targets
 
 # The ladder table's process columns, in this order (others follow); the harness is left out.
-PROCESS_ORDER = ("api", "bridge", "authorize", "callbacks", "beat", "flower", "kafka", "redis", "postgres")
+PROCESS_ORDER = (
+    "nginx",
+    "api",
+    "bridge",
+    "authorize",
+    "callbacks",
+    "beat",
+    "flower",
+    "kafka",
+    "redis",
+    "postgres",
+)
 HARNESS = ("harness_loadgen", "harness_receiver")
 
 

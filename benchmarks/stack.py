@@ -51,7 +51,7 @@ class Stack:
     def stop_all(self) -> None:
         """Producers of work first (api, bridge), then its consumers, then the receiver; each wave is
         signalled at once and then waited for, so the stop takes the longest of them, not the sum."""
-        waves = [["flower", "beat", "api", "bridge"], ["authorize", "callbacks"], ["receiver"]]
+        waves = [["flower", "beat", "nginx", "api", "bridge"], ["authorize", "callbacks"], ["receiver"]]
         named = {name for wave in waves for name in wave}
         waves[-1] += [name for name in self.processes if name not in named]
         for wave in waves:
@@ -98,7 +98,9 @@ def stack_env(work: Path, *, redis_db: int | None, database: str) -> dict[str, s
         CHARGE_DLQ_TOPIC=f"bench-{suffix}.dlq",
         CHARGE_BRIDGE_GROUP=f"bench-bridge-{suffix}",
         CHARGE_BRIDGE_METRICS_PORT=str(free_port()),
+        # As `make run`: nginx on API_PORT in front of gunicorn on API_UPSTREAM_PORT.
         API_PORT=env.get("BENCH_API_PORT") or str(free_port()),
+        API_UPSTREAM_PORT=str(free_port()),
         # dev_seed (run by api.sh) wants these; the benchmark uses its own client and key.
         CHARGE_ADMIN_USER="bench-admin",
         CHARGE_ADMIN_PASSWORD=secrets.token_urlsafe(16),
@@ -190,6 +192,7 @@ def start_stack(stack: Stack, *, flower: bool) -> None:
         "callbacks": free_port(),
     }
     stack.start("api", ["bash", str(scripts / "api.sh")])
+    stack.start("nginx", ["bash", str(scripts / "nginx.sh"), "run", "--data", str(stack.work / "nginx")])
     stack.start("bridge", ["bash", str(scripts / "bridge.sh")])
     stack.start(
         "authorize",
@@ -242,6 +245,7 @@ def wait_ready(stack: Stack, *, timeout: float) -> None:
 
     def api_ready() -> bool:
         procs["api"].ensure_running()
+        procs["nginx"].ensure_running()
         return http_get(stack.api_port, "/api/readyz")[0] == 200
 
     def bridge_ready() -> bool:

@@ -22,7 +22,9 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 # API_ACCESS_LOG=0 drops gunicorn's line per request (a proxy in front usually writes its own).
 access_log=(--access-logfile -)
 [ "${API_ACCESS_LOG:-1}" = 0 ] && access_log=()
+# Behind nginx (make run, make bench: compose/local/nginx.sh listens on API_PORT) gunicorn takes
+# API_UPSTREAM_PORT; alone, API_PORT.
 exec .venv/bin/gunicorn project.wsgi \
-  --bind "127.0.0.1:${API_PORT:-8000}" \
+  --bind "127.0.0.1:${API_UPSTREAM_PORT:-${API_PORT:-8000}}" \
   --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" --preload \
   "${access_log[@]}" --log-level warning

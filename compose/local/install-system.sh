@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ensure the system packages the local stack needs: redis-server, PostgreSQL,
+# Ensure the system packages the local stack needs: redis-server, PostgreSQL, nginx,
 # a Java runtime + Maven (for the Kafka jars) and, with --browser, chromium.
 #
 #   compose/local/install-system.sh [--browser]
@@ -46,6 +46,8 @@ if ! have redis-server || ! have redis-cli; then missing+=("redis-server|redis-s
 if ! have_postgres_server; then missing+=("postgresql|postgresql"); fi
 if ! have java; then missing+=("java|openjdk-17-jre-headless"); fi
 if ! have mvn; then missing+=("mvn|maven"); fi
+# nginx in front of the api in `make run` (compose/local/nginx.sh); /usr/sbin may not be on PATH.
+if ! have nginx && [ ! -x /usr/sbin/nginx ]; then missing+=("nginx|nginx-light"); fi
 if [ "$want_browser" = 1 ] && ! have chromium; then missing+=("chromium|chromium"); fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -69,7 +71,7 @@ if ! have apt-get; then
   exit 2
 fi
 
-# Keep the packages' own system services (redis-server.service, the
+# Keep the packages' own system services (redis-server.service, nginx.service, the
 # postgresql@<ver>-main cluster) from being started by the install: the local
 # stack runs its own instances on its own ports and data directories.
 # invoke-rc.d asks /usr/sbin/policy-rc.d; exit code 101 means "action forbidden".
@@ -105,6 +107,7 @@ if ! have redis-server || ! have redis-cli; then still+=(redis-server); fi
 if ! have_postgres_server; then still+=(postgresql); fi
 if ! have java; then still+=(java); fi
 if ! have mvn; then still+=(mvn); fi
+if ! have nginx && [ ! -x /usr/sbin/nginx ]; then still+=(nginx); fi
 if [ "$want_browser" = 1 ] && ! have chromium; then still+=(chromium); fi
 if [ "${#still[@]}" -ne 0 ]; then
   echo "install-system: still missing after apt-get: ${still[*]}" >&2

@@ -26,7 +26,7 @@ from benchmarks.hot_paths import BATCH_SIZES
 from tests.stack import REPO
 
 PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
-STACK_GROUPS = {"api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
+STACK_GROUPS = {"nginx", "api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
 BATCH_KINDS = ("authorize", "deliver", "bridge_poll")
 
 

@@ -40,7 +40,12 @@ def test_make_run_refuses_a_taken_port_before_starting_anything(taken_port: int,
 
 @pytest.mark.parametrize(
     ("script", "extra"),
-    [("redis.sh", []), ("postgres.sh", []), ("kafka.sh", ["--controller-port", "1"])],
+    [
+        ("redis.sh", []),
+        ("postgres.sh", []),
+        ("kafka.sh", ["--controller-port", "1"]),
+        ("nginx.sh", ["--upstream-port", "1"]),
+    ],
 )
 def test_each_service_script_refuses_a_taken_port(
     taken_port: int, tmp_path: Path, script: str, extra: list[str]

@@ -11,25 +11,28 @@ repeat. A batch grows with the load by itself: a quiet poll holds one message, a
 After Sentry's Arroyo: the signal handler only sets a flag; the loop finishes the batch in hand,
 commits, then leaves the group. A failing step pauses the partitions and rewinds to the batch's
 first offsets instead of sleeping, so the group keeps its heartbeats and nothing is skipped.
+
+librdkafka (confluent-kafka) consumes: a poll returns what its fetcher has already buffered, and a
+commit does not stall the loop (it is sent asynchronously once the batch is safe; a rebalance or a
+stop commits synchronously). kafka-python's consumer spent ~7 ms in each poll and ~9 ms in each
+commit here, most of a quiet batch's time (README "Benchmarks").
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import signal
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
 import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import FencedInstanceIdError, KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
 from apps.charging.producer import WITHDRAWN_KEY
@@ -54,12 +57,10 @@ logger = structlog.get_logger(__name__)
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 TOPIC_WAIT_S = 60.0
-# A rebalance among live bridges takes well under a second; one that started after we owned
-# partitions and is still open after this has hung (a fresh consumer waits out dead members itself).
-REBALANCE_STALL_S = 3.0
-ASSIGNMENT_STALL_S = 25.0  # well above a rejoin that waits out a dead member (a 6 s session)
-# Consumer lag is read from the consumer's own fetch state at most this often.
+# Consumer lag comes with librdkafka's statistics this often.
 LAG_INTERVAL_S = 1.0
+
+Batch = dict[int, list[Message]]  # partition → its messages of one poll, in offset order
 
 
 def instance_id() -> str | None:
@@ -68,12 +69,24 @@ def instance_id() -> str | None:
     return configured.replace("{hostname}", socket.gethostname()) if configured else None
 
 
-def _header_request_id(record: ConsumerRecord) -> str | None:
+def _headers(message: Message) -> list[tuple[str, str | bytes | None]]:
+    """A consumed message's headers as (name, value) pairs (librdkafka hands back a list of them)."""
+    found = message.headers() or []
+    pairs = found.items() if isinstance(found, dict) else found
+    return [(str(key), value) for key, value in pairs]
+
+
+def _header_request_id(message: Message) -> str | None:
     """The request_id header the api sets on every message: readable even when the body is not."""
-    for key, value in record.headers or []:
+    for key, value in _headers(message):
         if key == REQUEST_ID_HEADER and value:
-            return bytes(value).decode(errors="replace")[:64]
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            return raw.decode(errors="replace")[:64]
     return None
+
+
+def _partitions_text(partitions: Sequence[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
 
 
 @dataclass
@@ -82,42 +95,25 @@ class BatchOutcome:
     invalid: int = 0
     dead_lettered: int = 0
     withdrawn: int = 0
-    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-
-class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    """A rebalance commits what is done before the partitions go to another bridge."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:  # a rebalance after we owned partitions (a first join revokes nothing)
-            self.bridge.rebalance_started = time.monotonic()
-        self.bridge.commit_done()
-        logger.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.bridge.rebalance_started = None
-        logger.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+    next_offsets: dict[int, int] = field(default_factory=dict)
 
 
 class Bridge:
-    def __init__(self, *, max_records: int | None = None, poll_timeout_ms: int = 200) -> None:
+    def __init__(self, *, max_records: int | None = None, poll_timeout_s: float = 0.2) -> None:
         self.max_records = max_records or settings.CHARGE_BRIDGE_BATCH
-        self.poll_timeout_ms = poll_timeout_ms
+        self.poll_timeout_s = poll_timeout_s
+        self.topic = settings.CHARGE_TOPIC
         self.stopping = False
-        self.consumer: KafkaConsumer | None = None
-        self.dlq_producer: KafkaProducer | None = None
+        self.consumer: Consumer | None = None
+        self.dlq_producer: Producer | None = None
         # Offsets processed but not yet committed (only between processing and commit).
-        self._done: dict[TopicPartition, int] = {}
+        self._done: dict[int, int] = {}
         self._failures = 0
+        self._paused: list[TopicPartition] = []
         self._resume_at: float | None = None
-        self._unassigned_since: float | None = None
-        # Set by the rebalance listener between "revoked" and "assigned".
-        self.rebalance_started: float | None = None
-        self._lag_due = 0.0
+        self._assigned: set[int] = set()
         self._lag_partitions: set[str] = set()
+        self._dlq_errors: list[KafkaError] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -130,63 +126,82 @@ class Bridge:
         signal.signal(signal.SIGINT, self.request_stop)
 
     @property
-    def _consumer(self) -> KafkaConsumer:
+    def _consumer(self) -> Consumer:
         if self.consumer is None:
             raise RuntimeError("the bridge is not connected")
         return self.consumer
 
     @property
-    def _dlq(self) -> KafkaProducer:
+    def _dlq(self) -> Producer:
         if self.dlq_producer is None:
             raise RuntimeError("the bridge is not connected")
         return self.dlq_producer
 
     def connect(self) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            group_id=settings.CHARGE_BRIDGE_GROUP,
-            client_id="charge-bridge",
+        session_ms = settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS
+        config: dict[str, object] = {
+            "bootstrap.servers": ",".join(settings.KAFKA_BOOTSTRAP_SERVERS),
+            "group.id": settings.CHARGE_BRIDGE_GROUP,
+            "client.id": "charge-bridge",
             # We commit by hand, after the batch's rows and tasks are safe.
-            enable_auto_commit=False,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
             # A new group starts from the oldest message: nothing accepted before the bridge's first
             # start is skipped.
-            auto_offset_reset="earliest",
-            max_poll_records=self.max_records,
-            # Return a fetch as soon as there is data; wait at most this long when there is none.
-            fetch_max_wait_ms=100,
+            "auto.offset.reset": "earliest",
             # A bridge that died is noticed within the session and its partitions handed to another;
             # one restarted under the same instance id takes them back at once.
-            group_instance_id=instance_id(),
-            session_timeout_ms=settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=max(settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS // 3, 500),
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(session_ms // 3, 500),
+            # Return a fetch as soon as there is data; wait at most this long when there is none.
+            "fetch.wait.max.ms": 100,
             # Notice new partitions (scaling out, a topic created late) within seconds, not 5 minutes.
-            metadata_max_age_ms=10_000,
+            "topic.metadata.refresh.interval.ms": 10_000,
+            "on_commit": self._on_commit,
+            # Consumer lag per partition, for the metrics (served from within poll()).
+            "statistics.interval.ms": int(LAG_INTERVAL_S * 1000),
+            "stats_cb": self._lag_observe,
+            "logger": logging.getLogger("kafka.librdkafka"),
+        }
+        if instance_id():
+            config["group.instance.id"] = instance_id()
+        self.consumer = Consumer(config)
+        self._topic_wait(timeout_s=TOPIC_WAIT_S)
+        self._consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        self._topic_wait(settings.CHARGE_TOPIC, timeout_s=TOPIC_WAIT_S)
-        self._consumer.subscribe([settings.CHARGE_TOPIC], listener=_CommitBeforeRevoke(self))
-        self.dlq_producer = KafkaProducer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            client_id="charge-bridge-dlq",
-            acks="all",
-            enable_idempotence=True,
+        self.dlq_producer = Producer(
+            {
+                "bootstrap.servers": ",".join(settings.KAFKA_BOOTSTRAP_SERVERS),
+                "client.id": "charge-bridge-dlq",
+                "acks": "all",
+                "enable.idempotence": True,
+                "logger": logging.getLogger("kafka.librdkafka"),
+            }
         )
         logger.info(
             "bridge_connected",
-            topic=settings.CHARGE_TOPIC,
+            topic=self.topic,
             group=settings.CHARGE_BRIDGE_GROUP,
             instance_id=instance_id(),
         )
 
-    def _topic_wait(self, topic: str, *, timeout_s: float) -> None:
-        """Subscribe only once the topic's partitions are in our metadata.
-
-        A group joined before then is handed no partitions, and may not ask again for a long time.
-        """
+    def _topic_wait(self, *, timeout_s: float) -> None:
+        """Subscribe only once the topic exists with its partitions: a typo fails here, loudly."""
         deadline = time.monotonic() + timeout_s
-        while not self._consumer.partitions_for_topic(topic):
+        while True:
+            error: object = None
+            try:
+                topic = self._consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
+            except KafkaException as exc:
+                topic, error = None, exc
+            else:
+                error = topic.error if topic is not None else None
+            if topic is not None and error is None and topic.partitions:
+                return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {topic!r} has no partitions; run `manage.py ensure_topics`")
-            logger.info("topic_waiting", topic=topic)
+                raise RuntimeError(f"topic {self.topic!r} has no partitions; run `manage.py ensure_topics`")
+            logger.info("topic_waiting", topic=self.topic, error=str(error) if error else None)
             time.sleep(0.5)
 
     def run(self) -> None:
@@ -196,61 +211,89 @@ class Bridge:
         try:
             while not self.stopping:
                 self._resume_if_due()
-                batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                batch = self._poll()
                 if batch:
                     self._handle_batch(batch)
-                self._lag_observe()
-                self._assignment_watch()
-        except FencedInstanceIdError:
+        finally:
+            self.commit_done(synchronous=True)
+            # A dynamic member leaves the group here, so another bridge gets the partitions at once; a
+            # static one keeps them for its replacement (or until its session times out).
+            self._consumer.close()
+            if self.dlq_producer is not None:
+                self.dlq_producer.flush(5)
+            logger.info("bridge_stopped")
+
+    def _poll(self) -> Batch:
+        """The first message within the poll timeout, then whatever the fetcher holds already."""
+        first = self._consumer.poll(self.poll_timeout_s)
+        if first is None:
+            return {}
+        messages = [first]
+        if self.max_records > 1:
+            messages += self._consumer.consume(num_messages=self.max_records - 1, timeout=0)
+        batch: Batch = {}
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.setdefault(message.partition() or 0, []).append(message)
+            elif error.fatal():
+                self._fatal(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                logger.warning("consumer_error", error=error.str())
+        return batch
+
+    @staticmethod
+    def _fatal(error: KafkaError) -> None:
+        if error.code() == KafkaError._FENCED:
             logger.error(
                 "bridge_fenced",
                 instance_id=instance_id(),
                 error="another bridge joined under this CHARGE_BRIDGE_INSTANCE_ID; each needs its own",
             )
-            raise
-        finally:
-            self.commit_done()
-            # A dynamic member leaves the group here, so another bridge gets the partitions at once; a
-            # static one keeps them for its replacement (or until its session times out).
-            self._consumer.close()
-            if self.dlq_producer is not None:
-                self.dlq_producer.close(timeout=5)
-            logger.info("bridge_stopped")
+        raise KafkaException(error)
 
-    def _assignment_watch(self) -> None:
-        """Rejoin with a fresh consumer when a rebalance or an empty assignment lasts ASSIGNMENT_STALL_S.
+    # -- rebalances and commits -----------------------------------------------------------------
 
-        kafka-python 3.0 can hang in a rebalance it started itself (seen right after a first
-        assignment, and after broker or Redis restarts): partitions are revoked and never assigned
-        again, so nothing is consumed. A new consumer joins the group cleanly. Run at most as many
-        bridges as partitions, or the idle ones churn here.
-        """
-        now = time.monotonic()
-        if self._consumer.assignment():
-            self._unassigned_since = None
-        elif self._unassigned_since is None:
-            self._unassigned_since = now
-        unassigned_s = now - self._unassigned_since if self._unassigned_since is not None else 0.0
-        rebalance_s = now - self.rebalance_started if self.rebalance_started is not None else 0.0
-        if unassigned_s < ASSIGNMENT_STALL_S and rebalance_s < REBALANCE_STALL_S:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = {tp.partition for tp in partitions}
+        logger.info("partitions_assigned", partitions=_partitions_text(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # What is done goes to the broker before the partitions go to another bridge.
+        self.commit_done(synchronous=True)
+        self._assigned -= {tp.partition for tp in partitions}
+        logger.info("partitions_revoked", partitions=_partitions_text(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not handed over (our session expired): another bridge may own them already, so what
+        # this one did is not committed; their messages are read again there (harmless).
+        self._done = {p: o for p, o in self._done.items() if p not in {tp.partition for tp in partitions}}
+        self._assigned -= {tp.partition for tp in partitions}
+        logger.warning("partitions_lost", partitions=_partitions_text(partitions))
+
+    @staticmethod
+    def _on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            # Not fatal: the batch is read again (by us or by the partitions' new owner) and every
+            # step of it is idempotent.
+            logger.warning("commit_failed", error=error.str())
+
+    def commit_done(self, *, synchronous: bool = False) -> None:
+        if not self._done or self.consumer is None:
             return
-        logger.warning(
-            "bridge_rejoining", unassigned_s=round(unassigned_s, 1), rebalance_s=round(rebalance_s, 1)
-        )
-        self.commit_done()
-        # Bounded: a consumer stuck in a rebalance may not manage a clean leave.
-        self._consumer.close(autocommit=False, timeout_ms=5_000)
-        self.consumer = None
-        if self.dlq_producer is not None:
-            self.dlq_producer.close(timeout=5)
-            self.dlq_producer = None
-        self._unassigned_since = None
-        self.rebalance_started = None
-        self.connect()
+        offsets = [TopicPartition(self.topic, partition, offset) for partition, offset in self._done.items()]
+        self._done.clear()
+        try:
+            if synchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            logger.warning("commit_failed", error=str(exc))
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _handle_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+    def _handle_batch(self, batch: Batch) -> None:
         started = time.monotonic()
         try:
             outcome = self.process(batch)
@@ -261,11 +304,11 @@ class Bridge:
         self._done.update(outcome.next_offsets)
         self.commit_done()
         self._failures = 0
-        BRIDGE_BATCH_SIZE.observe(sum(len(records) for records in batch.values()))
+        BRIDGE_BATCH_SIZE.observe(sum(len(messages) for messages in batch.values()))
         BRIDGE_MESSAGES.labels(outcome="stored").inc(outcome.stored)
         BRIDGE_MESSAGES.labels(outcome="dead_lettered").inc(outcome.dead_lettered)
         BRIDGE_MESSAGES.labels(outcome="invalid").inc(outcome.invalid)
-        logger.info(
+        logger.debug(
             "batch_done",
             stored=outcome.stored,
             invalid=outcome.invalid,
@@ -273,25 +316,24 @@ class Bridge:
             ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> BatchOutcome:
+    def process(self, batch: Batch) -> BatchOutcome:
         """Store, dead-letter and publish one batch. Raises if any step failed; commits nothing."""
         close_old_connections()
         outcome = BatchOutcome()
         consumed: list[Consumed] = []
-        malformed: list[tuple[ConsumerRecord, MalformedMessage]] = []
-        records_by_offset: dict[tuple[int, int], ConsumerRecord] = {}
-        for tp, records in batch.items():
-            for record in records:
+        malformed: list[tuple[Message, MalformedMessage]] = []
+        by_place: dict[tuple[int, int], Message] = {}
+        for partition, messages in batch.items():
+            for message in messages:
                 try:
-                    message = decode_v1(record.value)
+                    decoded = decode_v1(message.value())
                 except MalformedMessage as exc:
-                    malformed.append((record, exc))
+                    malformed.append((message, exc))
                 else:
-                    consumed.append(
-                        Consumed(message=message, partition=record.partition, offset=record.offset)
-                    )
-                    records_by_offset[(record.partition, record.offset)] = record
-            outcome.next_offsets[tp] = records[-1].offset + 1
+                    offset = message.offset() or 0
+                    consumed.append(Consumed(message=decoded, partition=partition, offset=offset))
+                    by_place[(partition, offset)] = message
+            outcome.next_offsets[partition] = (messages[-1].offset() or 0) + 1
 
         consumed = self._without_withdrawn(consumed, outcome)
         if consumed:
@@ -299,21 +341,25 @@ class Bridge:
                 # A message that decodes but cannot be stored (the database refuses one of its
                 # values): it must not hold its partition, so it is set aside like a malformed one.
                 consumed.remove(item)
-                record = records_by_offset[(item.partition, item.offset)]
-                malformed.append((record, unstorable_message(item.message, error)))
+                malformed.append(
+                    (by_place[(item.partition, item.offset)], unstorable_message(item.message, error))
+                )
             outcome.stored = len(consumed)
-        for record, error in malformed:
-            self._dead_letter(record, error)
+        self._dlq_errors = []
+        for message, error in malformed:
+            self._dead_letter(message, error)
             outcome.dead_lettered += 1
             try:
                 logged = charging_request_store_invalid(
-                    error=error, partition=record.partition, offset=record.offset
+                    error=error, partition=message.partition() or 0, offset=message.offset() or 0
                 )
             except UNSTORABLE_ERRORS as exc:
                 # Dead-lettered with its reason already; not even a row of what it carried fits.
-                logger.warning("invalid_row_refused", offset=record.offset, error=repr(exc)[:300])
+                logger.warning("invalid_row_refused", offset=message.offset(), error=repr(exc)[:300])
                 logged = False
             outcome.invalid += int(logged)
+        if malformed:
+            self._dlq_flush()
         if consumed:
             authorize_tasks_send(request_ids=[item.message.request_id for item in consumed])
             # One line per batch, with its ids, so a grep for a request_id finds the bridge too.
@@ -354,74 +400,87 @@ class Bridge:
             logger.warning("withdrawn_requests_skipped", count=outcome.withdrawn)
         return kept
 
-    def _dead_letter(self, record: ConsumerRecord, error: MalformedMessage) -> None:
-        headers = list(record.headers or [])
+    def _dead_letter(self, message: Message, error: MalformedMessage) -> None:
+        headers = _headers(message)
         headers += [
             (DLQ_ERROR_HEADER, error.error.encode()[:1000]),
             ("reason", error.reason.value.encode()),
-            ("source_partition", str(record.partition).encode()),
-            ("source_offset", str(record.offset).encode()),
+            ("source_partition", str(message.partition()).encode()),
+            ("source_offset", str(message.offset()).encode()),
         ]
-        future = self._dlq.send(
-            settings.CHARGE_DLQ_TOPIC, value=record.value, key=record.key, headers=headers
+        self._dlq.produce(
+            settings.CHARGE_DLQ_TOPIC,
+            value=message.value(),
+            key=message.key(),
+            headers=headers,
+            on_delivery=self._dead_lettered,
         )
-        future.get(timeout=10)
         logger.warning(
             "message_dead_lettered",
-            request_id=str(error.salvage.get("request_id", "")) or _header_request_id(record),
-            partition=record.partition,
-            offset=record.offset,
+            request_id=str(error.salvage.get("request_id", "")) or _header_request_id(message),
+            partition=message.partition(),
+            offset=message.offset(),
             error=error.error,
         )
 
-    # -- offsets -------------------------------------------------------------------------------
+    def _dead_lettered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._dlq_errors.append(error)
 
-    def commit_done(self) -> None:
-        if not self._done or self.consumer is None:
-            return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._done.items()}
-        self._done.clear()
-        try:
-            self._consumer.commit(offsets=offsets)
-        except KafkaError as exc:
-            # Not fatal: the batch is read again (by us or by the partitions' new owner) and every
-            # step of it is idempotent.
-            logger.warning("commit_failed", error=repr(exc))
+    def _dlq_flush(self) -> None:
+        """Every dead letter of the batch acknowledged before its offsets are committed."""
+        remaining = self._dlq.flush(10)
+        if remaining or self._dlq_errors:
+            raise RuntimeError(
+                f"dead letters not acknowledged: {remaining} left, errors {self._dlq_errors!r}"
+            )
 
-    def _rewind(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]], exc: Exception) -> None:
+    def _rewind(self, batch: Batch, exc: Exception) -> None:
         """Seek back to the batch's first offsets and pause until a backoff has passed."""
-        for tp, records in batch.items():
-            self._consumer.seek(tp, records[0].offset)
+        partitions = [TopicPartition(self.topic, partition) for partition in batch]
+        self._consumer.pause(partitions)
+        for partition, messages in batch.items():
+            self._consumer.seek(TopicPartition(self.topic, partition, messages[0].offset() or 0))
         backoff = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
         self._failures += 1
-        self._consumer.pause(*batch.keys())
+        self._paused = partitions
         self._resume_at = time.monotonic() + backoff
         logger.error("batch_failed", error=repr(exc), retry_in_s=backoff, failures=self._failures)
 
-    def _lag_observe(self) -> None:
-        """Per assigned partition: high watermark minus position, from the consumer's fetch state."""
-        now = time.monotonic()
-        if now < self._lag_due or self.consumer is None:
-            return
-        self._lag_due = now + LAG_INTERVAL_S
-        seen: set[str] = set()
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
-            if highwater is None:
-                continue  # nothing fetched from it yet
-            try:
-                position = self.consumer.position(tp, timeout_ms=0)
-            except KafkaError:
-                continue  # revoked in between: its new owner reports it
-            if position is not None:
-                BRIDGE_CONSUMER_LAG.labels(partition=str(tp.partition)).set(max(highwater - position, 0))
-                seen.add(str(tp.partition))
-        if not multiprocess_dir():  # (multiprocess mode cannot remove series)
-            for partition in self._lag_partitions - seen:
-                BRIDGE_CONSUMER_LAG.remove(partition)
-        self._lag_partitions = seen
-
     def _resume_if_due(self) -> None:
         if self._resume_at is not None and time.monotonic() >= self._resume_at and self.consumer is not None:
-            self._consumer.resume(*self._consumer.paused())
-            self._resume_at = None
+            self._consumer.resume(self._paused)
+            self._paused, self._resume_at = [], None
+
+    def _lag_observe(self, stats: str) -> None:
+        """librdkafka's statistics (every LAG_INTERVAL_S): each assigned partition's consumer lag.
+
+        The high watermark minus where this bridge is: the offset it has consumed up to, else the
+        committed one, else (a new group, which starts from the earliest) the low watermark.
+        """
+        try:
+            partitions = json.loads(stats)["topics"][self.topic]["partitions"]
+        except (ValueError, KeyError, TypeError):
+            return
+        seen: set[str] = set()
+        for number, figures in partitions.items():
+            if number == "-1" or int(number) not in self._assigned:
+                continue
+            high = figures.get("hi_offset", -1)
+            at = next(
+                (
+                    o
+                    for o in (figures.get(k, -1) for k in ("app_offset", "committed_offset", "lo_offset"))
+                    if o >= 0
+                ),
+                -1,
+            )
+            if high < 0 or at < 0:
+                continue  # nothing fetched from it yet
+            lag = max(high - at, 0)
+            BRIDGE_CONSUMER_LAG.labels(partition=number).set(lag)
+            seen.add(number)
+        if not multiprocess_dir():  # (multiprocess mode cannot remove series)
+            for number in self._lag_partitions - seen:
+                BRIDGE_CONSUMER_LAG.remove(number)
+        self._lag_partitions = seen

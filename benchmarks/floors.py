@@ -38,7 +38,7 @@ def floor_server_argv(env: dict[str, str], port: int) -> list[str]:
     argv = [str(VENV_BIN / "gunicorn"), "benchmarks.floor_app:application", "--bind", f"127.0.0.1:{port}"]
     argv += ["--workers", env.get("API_WORKERS") or "2", "--threads", env.get("API_THREADS") or "4"]
     argv += ["--preload"]
-    if env.get("API_ACCESS_LOG", "1") != "0":
+    if env.get("API_ACCESS_LOG", "0") == "1":
         argv += ["--access-logfile", "-"]
     return [*argv, "--log-level", "warning"]
 

@@ -29,10 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections
+from redis import RedisError
 
 from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
 from apps.charging.producer import WITHDRAWN_KEY
@@ -51,12 +53,19 @@ from apps.monitoring.metrics import (
     BRIDGE_MESSAGES,
 )
 from project.kv import redis_client
+from workers.tasks import AUTHORIZE_QUEUE, CALLBACKS_QUEUE
 
 logger = structlog.get_logger(__name__)
 
 DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 TOPIC_WAIT_S = 60.0
+# Done batches are committed at most this often (and at once on a rebalance or a stop): a commit is
+# a write to the broker's offsets log, once per quiet batch it was a good share of the broker's CPU.
+# A crash re-reads at most this much more, which every step of a batch makes harmless.
+COMMIT_INTERVAL_S = 0.5
+# How often the backpressure wait looks at the authorize queue again.
+BACKPRESSURE_POLL_S = 0.01
 # Consumer lag comes with librdkafka's statistics this often.
 LAG_INTERVAL_S = 1.0
 
@@ -113,6 +122,9 @@ class Bridge:
         self._resume_at: float | None = None
         self._assigned: set[int] = set()
         self._lag_partitions: set[str] = set()
+        self._commit_due = 0.0
+        # The Celery broker's Redis (its queue lengths), which need not be REDIS_URL's.
+        self._broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
         self._dlq_errors: list[KafkaError] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -214,6 +226,8 @@ class Bridge:
                 batch = self._poll()
                 if batch:
                     self._handle_batch(batch)
+                elif self._done and time.monotonic() >= self._commit_due:
+                    self.commit_done()
         finally:
             self.commit_done(synchronous=True)
             # A dynamic member leaves the group here, so another bridge gets the partitions at once; a
@@ -279,6 +293,8 @@ class Bridge:
             logger.warning("commit_failed", error=error.str())
 
     def commit_done(self, *, synchronous: bool = False) -> None:
+        """Commit the next offset of every partition whose batches are done (stored and published)."""
+        self._commit_due = time.monotonic() + COMMIT_INTERVAL_S
         if not self._done or self.consumer is None:
             return
         offsets = [TopicPartition(self.topic, partition, offset) for partition, offset in self._done.items()]
@@ -302,8 +318,11 @@ class Bridge:
             self._rewind(batch, exc)
             return
         self._done.update(outcome.next_offsets)
-        self.commit_done()
+        if time.monotonic() >= self._commit_due:
+            self.commit_done()
         self._failures = 0
+        if outcome.stored:
+            self._workers_wait()
         BRIDGE_BATCH_SIZE.observe(sum(len(messages) for messages in batch.values()))
         BRIDGE_MESSAGES.labels(outcome="stored").inc(outcome.stored)
         BRIDGE_MESSAGES.labels(outcome="dead_lettered").inc(outcome.dead_lettered)
@@ -315,6 +334,29 @@ class Bridge:
             dead_lettered=outcome.dead_lettered,
             ms=round((time.monotonic() - started) * 1000, 1),
         )
+
+    def _workers_wait(self) -> None:
+        """Backpressure: while tasks wait in the broker's queues, let Kafka hold the rest.
+
+        Tasks that wait there mean every worker of their queue is busy; messages polled meanwhile
+        would only queue behind them in small tasks. Waiting (CHARGE_BRIDGE_BACKPRESSURE_MS at
+        most, so a stuck worker never stops the bridge) lets them gather in Kafka, and the next
+        poll takes them as one batch of up to CHARGE_BRIDGE_BATCH: batches grow when the load does.
+        """
+        deadline = time.monotonic() + settings.CHARGE_BRIDGE_BACKPRESSURE_MS / 1000
+        while not self.stopping and time.monotonic() < deadline:
+            try:
+                # Callbacks too: their tasks are cut from the authorize batches, so a callbacks
+                # backlog also calls for bigger batches upstream.
+                with self._broker.pipeline(transaction=False) as pipe:
+                    pipe.llen(AUTHORIZE_QUEUE)
+                    pipe.llen(CALLBACKS_QUEUE)
+                    waiting = sum(int(n) for n in pipe.execute())
+            except RedisError:
+                return  # the publish just worked; a broker hiccup here is no reason to stop
+            if waiting == 0:
+                return
+            time.sleep(BACKPRESSURE_POLL_S)
 
     def process(self, batch: Batch) -> BatchOutcome:
         """Store, dead-letter and publish one batch. Raises if any step failed; commits nothing."""

@@ -19,9 +19,10 @@ fi
 export PROMETHEUS_MULTIPROC_DIR=$CHARGE_LOCAL_DIR/metrics/api
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-# API_ACCESS_LOG=0 drops gunicorn's line per request (a proxy in front usually writes its own).
-access_log=(--access-logfile -)
-[ "${API_ACCESS_LOG:-1}" = 0 ] && access_log=()
+# gunicorn's line per request only with API_ACCESS_LOG=1: the api's structured line per request
+# (request_accepted, with its request_id) is the one line of its stage, and nginx can log too.
+access_log=()
+[ "${API_ACCESS_LOG:-0}" = 1 ] && access_log=(--access-logfile -)
 # Behind nginx (make run, make bench: compose/local/nginx.sh listens on API_PORT) gunicorn takes
 # API_UPSTREAM_PORT; alone, API_PORT.
 exec .venv/bin/gunicorn project.wsgi \

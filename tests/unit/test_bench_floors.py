@@ -18,8 +18,9 @@ def _api_sh_gunicorn_flags() -> list[str]:
         lines.append(line.rstrip("\\").strip())
         if not line.rstrip().endswith("\\"):
             break
-    joined = " ".join(lines).replace('"${access_log[@]}"', "--access-logfile -")
-    joined = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", joined)
+    joined = " ".join(lines).replace('"${access_log[@]}"', "")  # off unless API_ACCESS_LOG=1
+    while re.search(r"\$\{\w+:-[^{}]*\}", joined):  # innermost defaults first: ${A:-${B:-8000}}
+        joined = re.sub(r"\$\{\w+:-([^{}]*)\}", r"\1", joined)
     return shlex.split(joined)[3:]  # after exec, gunicorn and the app
 
 
@@ -30,10 +31,10 @@ def test_the_floor_server_has_the_api_scripts_flags() -> None:
 
 
 def test_the_floor_server_follows_the_api_knobs() -> None:
-    argv = floor_server_argv({"API_WORKERS": "3", "API_THREADS": "8", "API_ACCESS_LOG": "0"}, 8001)
+    argv = floor_server_argv({"API_WORKERS": "3", "API_THREADS": "8", "API_ACCESS_LOG": "1"}, 8001)
     flags = " ".join(argv[2:])
     assert "--workers 3 --threads 8 --preload" in flags
-    assert "--access-logfile" not in flags
+    assert "--access-logfile -" in flags
 
 
 def test_the_floor_routes_stay_out_of_the_production_urls() -> None:

@@ -87,9 +87,9 @@ def settings_used(env: dict[str, str]) -> dict[str, Any]:
         "effective": {
             "api": f"gunicorn project.wsgi --workers {env.get('API_WORKERS', '2')} "
             f"--threads {env.get('API_THREADS', '4')} (compose/local/api.sh)",
-            "authorize_worker": f"celery worker -Q authorize --pool {env.get('AUTHORIZE_POOL', 'prefork')} "
+            "authorize_worker": f"celery worker -Q authorize --pool {env.get('AUTHORIZE_POOL', 'threads')} "
             "--concurrency "
-            f"{env.get('AUTHORIZE_CONCURRENCY', '2')}",
+            f"{env.get('AUTHORIZE_CONCURRENCY', '4')}",
             "callbacks_worker": f"celery worker -Q callbacks --pool threads --concurrency "
             f"{env.get('CALLBACK_CONCURRENCY', '16')}",
             "CHARGE_PRODUCER_LINGER_MS": settings.CHARGE_PRODUCER_LINGER_MS,

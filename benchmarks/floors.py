@@ -73,8 +73,8 @@ def floors_measure(
 
 
 def _celery(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    # The stack's own pools: authorize (AUTHORIZE_POOL, prefork by default) and callbacks (threads).
-    pools = [(env.get("AUTHORIZE_POOL") or "prefork", int(env.get("AUTHORIZE_CONCURRENCY") or 2))]
+    # The stack's own pools: authorize (AUTHORIZE_POOL, threads by default) and callbacks (threads).
+    pools = [(env.get("AUTHORIZE_POOL") or "threads", int(env.get("AUTHORIZE_CONCURRENCY") or 4))]
     if scale.floor_celery_both_pools:
         pools.append(("threads", int(env.get("CALLBACK_CONCURRENCY") or 16)))
     results = []

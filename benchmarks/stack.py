@@ -182,8 +182,8 @@ def start_stack(stack: Stack, *, flower: bool) -> None:
     env = stack.env
     scripts = REPO / "compose" / "local"
     celery = str(VENV_BIN / "celery")
-    authorize_pool = env.get("AUTHORIZE_POOL", "prefork")
-    authorize_n = env.get("AUTHORIZE_CONCURRENCY", "2")
+    authorize_pool = env.get("AUTHORIZE_POOL", "threads")
+    authorize_n = env.get("AUTHORIZE_CONCURRENCY", "4")
     callbacks_n = env.get("CALLBACK_CONCURRENCY", "16")
     # The same commands as compose/local/Procfile, metrics ports made free.
     stack.metrics_ports = {

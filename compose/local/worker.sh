@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A Celery worker. Usage: worker.sh QUEUES POOL CONCURRENCY
-#   authorize  prefork  2   decisions: short CPU+DB tasks, one process per core
+#   authorize  threads  4   decisions in batches: mostly database round trips; a thread pool kept up
+#                           at twice the rate prefork x2 did (README "Benchmarks")
 #   callbacks  threads  16  HTTP POSTs that mostly wait, so a slow receiver never holds up decisions
 # -E sends task events to Flower.
 set -euo pipefail

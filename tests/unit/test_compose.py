@@ -122,7 +122,7 @@ def test_each_app_service_runs_its_process(services: dict[str, dict[str, Any]]) 
     assert command("api").startswith("gunicorn project.wsgi")
     assert command("bridge") == "python manage.py run_bridge"
     assert "-Q authorize" in command("worker-authorize")
-    assert "--pool=prefork" in command("worker-authorize")
+    assert "--pool=threads" in command("worker-authorize")
     assert "-Q callbacks" in command("worker-callbacks")
     assert "--pool=threads" in command("worker-callbacks")
     assert " beat " in command("beat")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import signal
 import time
@@ -21,7 +22,7 @@ from django.db import connection
 from apps.callbacks.models import CallbackDelivery
 from apps.charging.models import ChargingRequest
 from tests.conftest import Endpoint
-from tests.integration.faults.conftest import FaultStack, Load
+from tests.integration.faults.conftest import STATION, TOKEN, FaultStack, Load, new_id
 from tests.receiver import CallbackReceiver, Reply
 from tests.stack import wait_until
 
@@ -129,6 +130,35 @@ def test_bridge_killed_and_restarted(fault_stack: FaultStack) -> None:
     assert [r["process"] for r in fault_stack.report["restarted"]] == ["bridge"]
     # The restarted bridge (same static member id) takes the partitions back at once, not after the
     # dead one's session: every request is decided, none runs out its 10 s deadline as `unknown`.
+    assert fault_stack.report["decisions"].get("unknown", 0) == 0, fault_stack.report
+
+
+def test_poison_messages_under_load(fault_stack: FaultStack) -> None:
+    """Another producer writes what the database cannot store into the flowing topic, on the same
+    station key as the load (one partition): the requests behind it are decided in time all the same."""
+    from django.conf import settings
+    from kafka import KafkaProducer
+
+    load = fault_stack.load().start()
+    load.wait_until_sent(0.3)
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
+    for n in range(5):
+        poison = {
+            "v": 1,
+            "request_id": new_id(),
+            "client_id": None,
+            "station_id": STATION,
+            "driver_token": TOKEN,
+            "callback_url": f"http://127.0.0.1:9/p{n}\ud800",
+            "received_at": "2026-01-01T00:00:00+00:00",
+            "deadline": "2026-01-01T00:00:10+00:00",
+        }
+        producer.send(fault_stack.pipeline.topic, value=json.dumps(poison).encode(), key=STATION.encode())
+    producer.flush(timeout=10)
+    producer.close()
+    load.join()
+
+    _settle(fault_stack, load)
     assert fault_stack.report["decisions"].get("unknown", 0) == 0, fault_stack.report
 
 

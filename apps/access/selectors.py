@@ -30,27 +30,15 @@ class AuthorizationFacts:
     grants: list[GrantFacts]
 
 
-# The decision's one statement: the token, the station, and the token's and its group's live grants
-# covering the station, in one round trip. Each grant probe names both columns of a partial index
-# (holder, station), so only the index entries the decision needs are read, however many grants a
-# token or group holds elsewhere. Raw SQL because this is the hot path: the ORM took several times
-# the database's own time to build the four-branch filter (see benchmarks/acl_scale.py).
+# The decision's one statement: for each asked (station, token) pair, the token, the station, and
+# the token's and its group's live grants covering the station, in one round trip, however many
+# pairs a batch asks about. Each grant probe names both columns of a partial index (holder,
+# station), so only the index entries the decision needs are read, however many grants a token or
+# group holds elsewhere. Raw SQL because this is the hot path: the ORM took several times the
+# database's own time to build the four-branch filter (see benchmarks/acl_scale.py). The pairs are
+# a CTE, since SQLite cannot name a VALUES list's columns in FROM; each row ends with the pair it
+# answers. {values} is only "(%s, %s)" repeated.
 _FACTS_SQL = f"""
-SELECT t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
-       g.id IS NOT NULL, g.station_id, g.valid_from, g.valid_until
-FROM (SELECT %s AS station_id, %s AS value) AS asked
-LEFT JOIN {DriverToken._meta.db_table} t ON t.value = asked.value
-LEFT JOIN {Station._meta.db_table} s ON s.station_id = asked.station_id
-LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
-    AND ((g.token_id = t.id AND g.station_id = asked.station_id)
-      OR (g.token_id = t.id AND g.station_id IS NULL)
-      OR (g.group_id = t.group_id AND g.station_id = asked.station_id)
-      OR (g.group_id = t.group_id AND g.station_id IS NULL))
-"""  # noqa: S608 - only table names from the models are formatted in; values are parameters
-
-# The same probes for a list of pairs (a CTE, since SQLite cannot name a VALUES list's columns in
-# FROM); each row ends with the pair it answers. {values} is only "(%s, %s)" repeated.
-_FACTS_MANY_SQL = f"""
 WITH asked(station_id, value) AS (VALUES {{values}})
 SELECT t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
        g.id IS NOT NULL, g.station_id, g.valid_from, g.valid_until,
@@ -63,7 +51,7 @@ LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
       OR (g.token_id = t.id AND g.station_id IS NULL)
       OR (g.group_id = t.group_id AND g.station_id = asked.station_id)
       OR (g.group_id = t.group_id AND g.station_id IS NULL))
-"""  # noqa: S608 - table names from the models; values are parameters
+"""  # noqa: S608 - only table names from the models are formatted in; values are parameters
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -90,25 +78,19 @@ def _facts_from_rows(rows: Sequence[Sequence[Any]]) -> AuthorizationFacts:
 
 
 def authorization_facts_get(*, station_id: str, driver_token: str) -> AuthorizationFacts:
-    """Everything decide() needs, in one statement of indexed lookups (see _FACTS_SQL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_FACTS_SQL, [station_id, driver_token])
-        return _facts_from_rows(cursor.fetchall())
+    """Everything decide() needs for one pair (see _FACTS_SQL)."""
+    return authorization_facts_many(pairs=[(station_id, driver_token)])[(station_id, driver_token)]
 
 
 def authorization_facts_many(
     *, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], AuthorizationFacts]:
-    """decide()'s facts for many (station_id, driver_token) pairs in one statement (a batch's).
-
-    The same probes as _FACTS_SQL, driven by a VALUES list instead of one pair: each pair's rows
-    come back tagged with the pair, so a batch of any size is one round trip.
-    """
+    """decide()'s facts for many (station_id, driver_token) pairs in one statement (a batch's)."""
     asked = sorted(set(pairs))
     if not asked:
         return {}
     values = ", ".join(["(%s, %s)"] * len(asked))
-    sql = _FACTS_MANY_SQL.format(values=values)
+    sql = _FACTS_SQL.format(values=values)
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for pair in asked for value in pair])
         rows = cursor.fetchall()

@@ -193,7 +193,7 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
             },
         )
         if created:
-            deliveries_create(decided=[_decided(request)])
+            deliveries_create(decided=[decided_request_of(request)])
     if created:
         decision_observe(
             status=request.status,
@@ -205,7 +205,8 @@ def charging_request_store_invalid(*, error: MalformedMessage, partition: int, o
     return True
 
 
-def _decided(request: ChargingRequest) -> DecidedRequest:
+def decided_request_of(request: ChargingRequest) -> DecidedRequest:
+    """A decided row of the log as the plain values its callback delivery is made of."""
     return DecidedRequest(
         request_id=request.request_id,
         client_id=request.client_id,
@@ -449,7 +450,7 @@ def charging_request_decide_sync(
         )
         structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
         if callback_url:
-            deliveries_create(decided=[_decided(request)])
+            deliveries_create(decided=[decided_request_of(request)])
     decision_observe(
         status=decision.status.value,
         reason=decision.reason.value,

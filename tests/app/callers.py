@@ -11,9 +11,8 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from django.test import Client
-from django.utils import timezone
 
-from apps.callbacks.services import DELIVER_TASK, DecidedRequest
+from apps.callbacks.services import DELIVER_TASK
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient, ApiKey
 
@@ -93,18 +92,3 @@ class SentTasks:
         assert name == DELIVER_TASK
         self.request_ids.extend(kwargs["request_ids"])
         self.countdowns.append(options.get("countdown"))
-
-
-def decided_of(request: ChargingRequest) -> DecidedRequest:
-    """A saved decision-log row as the plain values a delivery is made from."""
-    return DecidedRequest(
-        request_id=request.request_id,
-        client_id=request.client_id,
-        station_id=request.station_id,
-        driver_token=request.driver_token,
-        callback_url=request.callback_url,
-        status=request.status,
-        reason=request.reason,
-        requested_at=request.requested_at,
-        decided_at=timezone.now(),
-    )

@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.callbacks import services
 from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.signing import signature_verify
+from apps.charging.services import decided_request_of
 from apps.clients.models import ApiClient
 from tests.app.callers import LogRow, SentTasks
 from tests.receiver import CallbackReceiver, Reply, now_unix
@@ -38,26 +39,12 @@ def pending_delivery(log_row: LogRow) -> Any:
             request=request,
             client=client,
             url=url,
-            body=services.callback_body(decided=_decided(request)),
+            body=services.callback_body(decided=decided_request_of(request)),
             next_attempt_at=timezone.now() - timedelta(seconds=1),
         )
         return str(request.request_id)
 
     return make
-
-
-def _decided(request: Any) -> services.DecidedRequest:
-    return services.DecidedRequest(
-        request_id=request.request_id,
-        client_id=request.client_id,
-        station_id=request.station_id,
-        driver_token=request.driver_token,
-        callback_url=request.callback_url,
-        status=request.status,
-        reason=request.reason,
-        requested_at=request.requested_at,
-        decided_at=request.decided_at,
-    )
 
 
 def test_a_batch_is_posted_signed_and_recorded_once_each(

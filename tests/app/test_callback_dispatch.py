@@ -18,7 +18,8 @@ from django.utils import timezone
 from apps.callbacks import services
 from apps.callbacks.models import CallbackDelivery
 from apps.charging.models import ChargingRequest
-from tests.app.callers import LogRow, SentTasks, decided_of
+from apps.charging.services import decided_request_of as decided_of
+from tests.app.callers import LogRow, SentTasks
 
 
 @pytest.fixture

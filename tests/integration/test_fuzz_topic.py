@@ -43,10 +43,10 @@ _time = st.one_of(
 _value = st.one_of(_text, _number, st.none(), st.booleans(), st.lists(st.integers(), max_size=3))
 
 
-def _near_valid(request_id: str, url: str) -> st.SearchStrategy[dict[str, Any]]:
-    """A v1 body with one or more fields replaced by something hostile."""
+def _v1(request_id: str, url: str) -> dict[str, Any]:
+    """A valid v1 body for the fuzz station and token, due in 10 s."""
     now = datetime.now().astimezone()
-    base = {
+    return {
         "v": 1,
         "request_id": request_id,
         "client_id": None,
@@ -56,6 +56,11 @@ def _near_valid(request_id: str, url: str) -> st.SearchStrategy[dict[str, Any]]:
         "received_at": now.isoformat(),
         "deadline": (now + timedelta(seconds=10)).isoformat(),
     }
+
+
+def _near_valid(request_id: str, url: str) -> st.SearchStrategy[dict[str, Any]]:
+    """A v1 body with one or more fields replaced by something hostile."""
+    base = _v1(request_id, url)
     fields = st.sampled_from(sorted(base))
     replacement = st.one_of(_value, _time)
     return st.dictionaries(fields, replacement, min_size=1, max_size=3).map(lambda bad: {**base, **bad})
@@ -77,19 +82,7 @@ def _hostile(url: str) -> st.SearchStrategy[bytes]:
 
 
 def _valid(request_id: str, url: str) -> bytes:
-    now = datetime.now().astimezone()
-    return json.dumps(
-        {
-            "v": 1,
-            "request_id": request_id,
-            "client_id": None,
-            "station_id": STATION,
-            "driver_token": TOKEN,
-            "callback_url": url,
-            "received_at": now.isoformat(),
-            "deadline": (now + timedelta(seconds=10)).isoformat(),
-        }
-    ).encode()
+    return json.dumps(_v1(request_id, url)).encode()
 
 
 def test_hostile_messages_never_hold_the_partition(pipeline: Pipeline, kafka_endpoint: Endpoint) -> None:

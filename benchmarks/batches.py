@@ -1,7 +1,9 @@
 """How many requests each task and each bridge poll carried: the batch-size histograms, scraped.
 
 Each worker serves `charge_task_batch_size{task="authorize"|"deliver"}` on its own metrics port
-(CHARGE_WORKER_METRICS_PORT), the bridge `charge_bridge_batch_size` on CHARGE_BRIDGE_METRICS_PORT.
+(CHARGE_WORKER_METRICS_PORT), the bridge `charge_bridge_batch_size` on CHARGE_BRIDGE_METRICS_PORT;
+`charge_decision_batch_size` (requests per set-wise decision) comes from whichever decided: the
+bridge inline (CHARGE_BRIDGE_DECIDES) or an authorize task.
 A histogram's _sum and _count only grow, so the difference of two scrapes is what happened between
 them: requests (or deliveries) carried, tasks (or polls) run, and their mean.
 """
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # What the report calls each kind → (histogram name, labels a sample must carry).
 BATCH_KINDS: dict[str, tuple[str, dict[str, str]]] = {
+    "decide": ("charge_decision_batch_size", {}),
     "authorize": ("charge_task_batch_size", {"task": "authorize"}),
     "deliver": ("charge_task_batch_size", {"task": "deliver"}),
     "bridge_poll": ("charge_bridge_batch_size", {}),

@@ -103,7 +103,8 @@ def phase_ladder(ctx: PhaseContext) -> dict[str, Any]:
             if decided
             else None,
             "batch_sizes": batches,
-            "batch_sizes_means": "authorize: requests per charging.authorize task; deliver: deliveries "
+            "batch_sizes_means": "decide: requests per set-wise decision (bridge or task); authorize: "
+            "requests per charging.authorize task; deliver: deliveries "
             "per callbacks.deliver task; bridge_poll: messages per bridge batch (one poll); from the "
             "histograms' _sum and _count scraped before the step and after its drain",
             "metrics_scrape_errors": scrape_errors,

@@ -134,7 +134,7 @@ def _batches(ax: Any, document: dict[str, Any]) -> None:
             continue
         offered = [s["offered_per_s"] for s in steps]
         for kind, label in (
-            ("authorize", "requests per authorize task"),
+            ("decide", "requests per decision"),
             ("deliver", "deliveries per deliver task"),
             ("bridge_poll", "messages per bridge poll"),
         ):

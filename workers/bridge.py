@@ -25,6 +25,7 @@ import logging
 import signal
 import socket
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -43,7 +44,9 @@ from apps.charging.services import (
     Consumed,
     authorize_tasks_send,
     charging_request_store_invalid,
+    charging_requests_decide,
     charging_requests_store,
+    chunks_of,
 )
 from apps.monitoring.exposition import multiprocess_dir
 from apps.monitoring.metrics import (
@@ -51,6 +54,7 @@ from apps.monitoring.metrics import (
     BRIDGE_BATCH_SIZE,
     BRIDGE_CONSUMER_LAG,
     BRIDGE_MESSAGES,
+    DECISION_BATCH_SIZE,
 )
 from project.kv import redis_client
 from workers.tasks import AUTHORIZE_QUEUE, CALLBACKS_QUEUE
@@ -408,7 +412,7 @@ class Bridge:
         if malformed:
             self._dlq_flush()
         if consumed:
-            authorize_tasks_send(request_ids=[item.message.request_id for item in consumed])
+            self._decide([item.message.request_id for item in consumed])
             # One line per batch, with its ids, so a grep for a request_id finds the bridge too.
             logger.info(
                 "requests_bridged",
@@ -416,6 +420,28 @@ class Bridge:
                 request_ids=[str(item.message.request_id) for item in consumed],
             )
         return outcome
+
+    @staticmethod
+    def _decide(request_ids: list[uuid.UUID]) -> None:
+        """Decide the stored rows here (CHARGE_BRIDGE_DECIDES), else hand them to authorize tasks.
+
+        The same set-wise service as the task, chunk by chunk, so a redelivered batch or a task that
+        also holds an id still leaves one decision each. Deciding may fail where storing did not (a
+        database that went away a moment later, a bug): that chunk's rows are pending and go to
+        charging.authorize tasks, which retry on their own schedule, so the partition moves on.
+        Only if that publish fails too does the batch fail and get read again.
+        """
+        if not settings.CHARGE_BRIDGE_DECIDES:
+            authorize_tasks_send(request_ids=request_ids)
+            return
+        for chunk in chunks_of(request_ids, settings.CHARGE_AUTHORIZE_BATCH):
+            DECISION_BATCH_SIZE.labels(by="bridge").observe(len(chunk))
+            try:
+                charging_requests_decide(request_ids=chunk)
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the tasks take over
+                logger.warning("bridge_decide_failed", count=len(chunk), error=repr(exc)[:300])
+                close_old_connections()
+                authorize_tasks_send(request_ids=chunk)
 
     def _store(self, consumed: list[Consumed]) -> list[tuple[Consumed, Exception]]:
         """Store pending rows; returns the messages the database refuses, each found by halving the batch.

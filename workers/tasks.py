@@ -21,7 +21,7 @@ from apps.charging.services import (
     charging_requests_expire_overdue,
     charging_requests_requeue_stale,
 )
-from apps.monitoring.metrics import TASK_BATCH_SIZE
+from apps.monitoring.metrics import DECISION_BATCH_SIZE, TASK_BATCH_SIZE
 from project.kv import redis_client
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
@@ -65,6 +65,7 @@ def authorize(
     """Decide a batch of pending charging requests, log them and create their callback deliveries."""
     ids = _ids(request_ids, request_id)
     TASK_BATCH_SIZE.labels(task="authorize").observe(len(ids))
+    DECISION_BATCH_SIZE.labels(by="authorize").observe(len(ids))
     try:
         return charging_requests_decide(request_ids=ids, backend_failed=backend_failed)
     except (OperationalError, InterfaceError) as exc:

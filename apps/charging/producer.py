@@ -115,9 +115,11 @@ def _broker_down_mark() -> None:
 
 def producer_reset() -> None:
     """Drop this process's producer (its settings changed, as in tests); the next request builds one."""
-    global _producer
+    global _producer, _broker_down_until  # noqa: PLW0603
     with _lock:
         producer, _producer = _producer, None
+        # A new producer (new settings) owes nothing to the old one's failures.
+        _broker_down_until = 0.0
     if producer is not None and producer.pid == os.getpid():
         producer.close()
 

@@ -368,20 +368,20 @@ def charging_requests_expire_overdue(*, grace: timedelta, limit: int = 1000) -> 
     )
     expired = sum(
         charging_requests_decide(request_ids=chunk)
-        for chunk in _chunks(overdue, settings.CHARGE_AUTHORIZE_BATCH)
+        for chunk in chunks_of(overdue, settings.CHARGE_AUTHORIZE_BATCH)
     )
     if expired:
         logger.warning("overdue_requests_expired", count=expired)
     return expired
 
 
-def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+def chunks_of(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def authorize_tasks_send(*, request_ids: Sequence[str | uuid.UUID], producer: Any = None) -> int:
     """Queue charging.authorize tasks of up to CHARGE_AUTHORIZE_BATCH ids each; returns how many tasks."""
-    chunks = _chunks([str(rid) for rid in request_ids], settings.CHARGE_AUTHORIZE_BATCH)
+    chunks = chunks_of([str(rid) for rid in request_ids], settings.CHARGE_AUTHORIZE_BATCH)
     with current_app.producer_or_acquire(producer) as connected:
         for chunk in chunks:
             current_app.send_task(

@@ -68,6 +68,12 @@ BRIDGE_BATCH_FAILURES = Counter(
 )
 
 # --- tasks -----------------------------------------------------------------------------------------
+DECISION_BATCH_SIZE = Histogram(
+    "charge_decision_batch_size",
+    "Requests one set-wise decision carried, by who decided it (the bridge inline or an authorize task).",
+    ["by"],
+    buckets=_BATCH_BUCKETS,
+)
 TASK_BATCH_SIZE = Histogram(
     "charge_task_batch_size",
     "Requests (charging.authorize) or deliveries (callbacks.deliver) one task carried, by task.",
@@ -151,6 +157,7 @@ def exported_metric_names() -> set[str]:
         BRIDGE_MESSAGES,
         BRIDGE_BATCH_FAILURES,
         TASK_BATCH_SIZE,
+        DECISION_BATCH_SIZE,
         DECISIONS,
         DECISION_LATENCY_SECONDS,
         CALLBACK_ATTEMPTS,

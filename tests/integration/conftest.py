@@ -107,10 +107,10 @@ class Pipeline:
         self.processes.append(process.start())
         return process
 
-    def start_bridge(self) -> ManagedProcess:
+    def start_bridge(self, **env: str) -> ManagedProcess:
         argv = [PYTHON, "manage.py", "run_bridge"]
         process = ManagedProcess(
-            "bridge", argv, self.log_dir / f"bridge-{uuid.uuid4().hex[:6]}.log", env=self.env
+            "bridge", argv, self.log_dir / f"bridge-{uuid.uuid4().hex[:6]}.log", env={**self.env, **env}
         )
         self.processes.append(process.start())
         bridge_wait_ready(process)

@@ -27,7 +27,7 @@ from tests.stack import REPO
 
 PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
 STACK_GROUPS = {"nginx", "api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
-BATCH_KINDS = ("authorize", "deliver", "bridge_poll")
+BATCH_KINDS = ("decide", "deliver", "bridge_poll")
 
 
 # About a minute on a quiet machine; the bounds leave room for a busy one (start-up alone can take
@@ -100,7 +100,7 @@ def _assert_ladder_steps(steps: list[dict[str, Any]]) -> None:
             batches = step["batch_sizes"][kind]
             assert batches["batches"] >= 1, (kind, batches)
             assert batches["mean"] >= 1, (kind, batches)
-        assert step["batch_sizes"]["authorize"]["items"] == step["accepted"]
+        assert step["batch_sizes"]["decide"]["items"] == step["accepted"]
 
 
 def _assert_floors(document: dict[str, Any]) -> None:

@@ -106,7 +106,9 @@ def test_the_original_first_use_flow(pipeline: Pipeline, client: Client) -> None
 
 
 def test_v1_request_is_pending_until_a_worker_decides_it(pipeline: Pipeline, client: Client) -> None:
-    pipeline.start_bridge()
+    # The authorize tasks' path: a bridge that does not decide itself (test_bridge_decides.py has
+    # the default, where it does).
+    pipeline.start_bridge(CHARGE_BRIDGE_DECIDES="0")
     pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
 
     response = pipeline.post_json(

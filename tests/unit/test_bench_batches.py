@@ -25,12 +25,22 @@ BRIDGE = """\
 charge_bridge_batch_size_bucket{le="+Inf"} 2.0
 charge_bridge_batch_size_sum 120.0
 charge_bridge_batch_size_count 2.0
+# HELP charge_decision_batch_size Requests one set-wise decision carried.
+# TYPE charge_decision_batch_size histogram
+charge_decision_batch_size_bucket{by="bridge",le="+Inf"} 3.0
+charge_decision_batch_size_sum{by="bridge"} 90.0
+charge_decision_batch_size_count{by="bridge"} 3.0
 """
 
 
 def test_each_kind_is_read_from_whichever_process_serves_it() -> None:
     totals = batch_totals([AUTHORIZE_WORKER, CALLBACKS_WORKER, BRIDGE])
-    assert totals == {"authorize": (120.0, 10.0), "deliver": (40.0, 4.0), "bridge_poll": (120.0, 2.0)}
+    assert totals == {
+        "decide": (90.0, 3.0),
+        "authorize": (120.0, 10.0),
+        "deliver": (40.0, 4.0),
+        "bridge_poll": (120.0, 2.0),
+    }
 
 
 def test_the_mean_is_what_happened_between_two_scrapes() -> None:

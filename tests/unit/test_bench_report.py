@@ -25,7 +25,7 @@ def _step(rate: int, *, keeps_up: bool = True, p50: float = 8.0, p99: float = 25
         "stack_cpu_ms_per_decision": 3.5,
         "cpu_ms_per_task": {"authorize": 30.0, "deliver": 12.0},
         "batch_sizes": {
-            "authorize": {"items": rate * 30, "batches": rate, "mean": 30.0},
+            "decide": {"items": rate * 30, "batches": rate, "mean": 30.0},
             "deliver": {"items": rate * 30, "batches": rate * 2, "mean": 15.0},
             "bridge_poll": {"items": rate * 30, "batches": rate // 2, "mean": 60.0},
         },

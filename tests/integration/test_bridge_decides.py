@@ -1,0 +1,97 @@
+"""The bridge decides the batches it stored (CHARGE_BRIDGE_DECIDES, the default) and hands a batch
+it could not decide to charging.authorize tasks, so the partition moves on and nothing is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from apps.charging.models import ChargingRequest
+from tests.integration.conftest import Pipeline
+from tests.stack import wait_until
+
+STATION = "2b7e151e-8a4f-4c1d-9f0e-6a5d3c2b1a09"
+TOKEN = "BRIDGE-DECIDES-TOKEN-0123"
+
+
+def _accept(pipeline: Pipeline, client: Client, count: int) -> list[str]:
+    body = {"station_id": STATION, "driver_token": TOKEN, "callback_url": pipeline.receiver.url()}
+    ids = []
+    for _ in range(count):
+        response = pipeline.post_json(client, "/api/v1/charging-requests", body)
+        assert response.status_code == 202
+        ids.append(response.json()["request_id"])
+    return ids
+
+
+def _allowed(request_ids: list[str]) -> None:
+    rows = ChargingRequest.objects.filter(request_id__in=request_ids)
+    assert sorted((row.status, row.reason) for row in rows) == [("allowed", "granted")] * len(request_ids)
+
+
+def test_the_bridge_decides_without_any_authorize_worker(pipeline: Pipeline, client: Client) -> None:
+    pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
+    bridge = pipeline.start_bridge()
+    pipeline.start_worker(queues="callbacks")
+
+    ids = _accept(pipeline, client, 5)
+
+    for request_id in ids:
+        [callback] = pipeline.receiver.wait_for(request_id)
+        assert (callback.json["status"], callback.json["reason"]) == ("allowed", "granted")
+    _allowed(ids)
+    log = bridge.log_path.read_text()
+    assert all(request_id in log for request_id in ids)
+    assert '"requests_decided"' in log
+
+
+@pytest.fixture
+def first_decision_refused() -> Iterator[None]:
+    """The first UPDATE that decides a row fails (a sequence is not rolled back with it); later ones pass."""
+    table = ChargingRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE decide_refused_once")
+        cursor.execute(
+            "CREATE FUNCTION decide_refused_once() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.status <> 'pending' AND nextval('decide_refused_once') = 1 THEN "
+            "RAISE EXCEPTION 'the first decision is refused by the test'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER decide_refused_once BEFORE UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION decide_refused_once()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER IF EXISTS decide_refused_once ON {table}")
+            cursor.execute("DROP FUNCTION IF EXISTS decide_refused_once()")
+            cursor.execute("DROP SEQUENCE IF EXISTS decide_refused_once")
+
+
+def test_a_batch_the_bridge_cannot_decide_goes_to_authorize_tasks(
+    pipeline: Pipeline, client: Client, first_decision_refused: None
+) -> None:
+    pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
+    bridge = pipeline.start_bridge()
+    worker = pipeline.start_worker()
+
+    [request_id] = _accept(pipeline, client, 1)
+
+    [callback] = pipeline.receiver.wait_for(request_id)
+    assert (callback.json["status"], callback.json["reason"]) == ("allowed", "granted")
+    _allowed([request_id])
+    wait_until(
+        lambda: '"bridge_decide_failed"' in bridge.log_path.read_text(),
+        timeout=10,
+        what="the bridge to log the refused decision",
+    )
+    # Decided by the task the bridge sent instead, and only once.
+    worker_log = worker.log_path.read_text()
+    assert request_id in worker_log
+    assert worker_log.count('"requests_decided"') == 1
+    assert pipeline.receiver.wait_for(request_id) == [callback]

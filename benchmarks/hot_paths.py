@@ -9,6 +9,11 @@ CPU from gunicorn's, Celery's and the contention of two busy cores:
   decide_N           charging_requests_decide on N pending rows: the body of charging.authorize
                      for a batch of N, including publishing callbacks.deliver to Redis once the
                      decisions commit; reported per decision
+  store_N            charging_requests_store of N messages: the bridge's INSERT of pending rows
+                     (CHARGE_BRIDGE_DECIDES off: then send_task, then decide_N in a worker)
+  store_decided_N    charging_requests_store_decided of N messages: the bridge's whole work per
+                     chunk with CHARGE_BRIDGE_DECIDES on (ACL read, decided rows, deliveries, the
+                     callbacks.deliver publish); per decision
   deliver_N          deliveries_attempt on N deliveries of one receiver: the body of
                      callbacks.deliver, signed POSTs to a receiver on loopback
                      (benchmarks/receiver.py, its own process) and the attempts recorded; per callback
@@ -172,6 +177,31 @@ def _pending(seeded: Seeded, count: int, callback_url: str) -> list[str]:
     return [str(request_id) for request_id in ids]
 
 
+def _messages(seeded: Seeded, count: int, callback_url: str) -> list[Any]:
+    from django.utils import timezone
+
+    from apps.charging.messages import ChargeRequestV1
+    from apps.charging.services import Consumed
+
+    now = timezone.now()
+    return [
+        Consumed(
+            message=ChargeRequestV1(
+                request_id=uuid.uuid4(),
+                client_id=seeded.client.pk,
+                station_id=seeded.station_id,
+                driver_token=seeded.token,
+                callback_url=callback_url,
+                received_at=now,
+                deadline=now + timedelta(hours=1),
+            ),
+            partition=0,
+            offset=n,
+        )
+        for n in range(count)
+    ]
+
+
 def _run(calls: int, work: Path) -> dict[str, Any]:
     import django
     from django.core.management import call_command
@@ -185,7 +215,11 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
 
     import workers  # noqa: F401 - the Celery app, configured from settings
     from apps.callbacks.services import deliveries_attempt
-    from apps.charging.services import charging_requests_decide
+    from apps.charging.services import (
+        charging_requests_decide,
+        charging_requests_store,
+        charging_requests_store_decided,
+    )
 
     seeded = _seed()
     ready = work / "receiver.port"
@@ -216,6 +250,22 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
 
             results[f"decide_{size}"] = _measure(f"decide_{size}", calls, decide, per=size)
             results[f"deliver_{size}"] = _measure(f"deliver_{size}", calls, deliver, per=size)
+
+            count = (calls + max(calls // 10, 10)) * size
+            to_store = _messages(seeded, count, callback_url)
+            to_decide = _messages(seeded, count, callback_url)
+
+            def store(i: int, size: int = size, messages: list[Any] = to_store) -> None:
+                charging_requests_store(consumed=messages[i * size : (i + 1) * size])
+
+            def store_decided(i: int, size: int = size, messages: list[Any] = to_decide) -> None:
+                if charging_requests_store_decided(consumed=messages[i * size : (i + 1) * size]):
+                    raise RuntimeError(f"batch {i} was stored before")
+
+            results[f"store_{size}"] = _measure(f"store_{size}", calls, store, per=size)
+            results[f"store_decided_{size}"] = _measure(
+                f"store_decided_{size}", calls, store_decided, per=size
+            )
 
         one = _pending(seeded, calls + max(calls // 10, 10), callback_url)
 

@@ -34,7 +34,7 @@ import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from redis import RedisError
 
 from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
@@ -46,6 +46,7 @@ from apps.charging.services import (
     charging_request_store_invalid,
     charging_requests_decide,
     charging_requests_store,
+    charging_requests_store_decided,
     chunks_of,
 )
 from apps.monitoring.exposition import multiprocess_dir
@@ -72,6 +73,8 @@ COMMIT_INTERVAL_S = 0.5
 FETCH_MIN_BYTES = 8192
 # How often the backpressure wait looks at the authorize queue again.
 BACKPRESSURE_POLL_S = 0.01
+# A database that is away: the batch is read again, never set aside or handed on.
+DATABASE_AWAY = (OperationalError, InterfaceError)
 # Consumer lag comes with librdkafka's statistics this often.
 LAG_INTERVAL_S = 1.0
 
@@ -387,8 +390,10 @@ class Bridge:
             outcome.next_offsets[partition] = (messages[-1].offset() or 0) + 1
 
         consumed = self._without_withdrawn(consumed, outcome)
+        undecided: list[uuid.UUID] = []
         if consumed:
-            for item, error in self._store(consumed):
+            refused, undecided = self._store(consumed)
+            for item, error in refused:
                 # A message that decodes but cannot be stored (the database refuses one of its
                 # values): it must not hold its partition, so it is set aside like a malformed one.
                 consumed.remove(item)
@@ -412,7 +417,7 @@ class Bridge:
         if malformed:
             self._dlq_flush()
         if consumed:
-            self._decide([item.message.request_id for item in consumed])
+            self._decide(undecided)
             # One line per batch, with its ids, so a grep for a request_id finds the bridge too.
             logger.info(
                 "requests_bridged",
@@ -421,29 +426,47 @@ class Bridge:
             )
         return outcome
 
-    @staticmethod
-    def _decide(request_ids: list[uuid.UUID]) -> None:
-        """Decide the stored rows here (CHARGE_BRIDGE_DECIDES), else hand them to authorize tasks.
+    def _store(self, consumed: list[Consumed]) -> tuple[list[tuple[Consumed, Exception]], list[uuid.UUID]]:
+        """Store the batch, decided (CHARGE_BRIDGE_DECIDES) or pending; returns the messages the
+        database refuses and the ids stored but not decided here.
 
-        The same set-wise service as the task, chunk by chunk, so a redelivered batch or a task that
-        also holds an id still leaves one decision each. Deciding may fail where storing did not (a
-        database that went away a moment later, a bug): that chunk's rows are pending and go to
-        charging.authorize tasks, which retry on their own schedule, so the partition moves on.
-        Only if that publish fails too does the batch fail and get read again.
+        Decided: chunks of CHARGE_AUTHORIZE_BATCH go in with their decisions, one transaction each
+        (charging_requests_store_decided); only rows that were stored before come back undecided.
+        A chunk the database refuses a value of is stored pending instead, where the message it
+        refuses is found and set aside (_store_pending), and the rest go to charging.authorize
+        tasks. So does the rest of the batch if deciding fails for any reason but a database that
+        is away (which is raised, and the batch read again): the partition moves on whatever broke.
         """
+        refused: list[tuple[Consumed, Exception]] = []
+        undecided: list[uuid.UUID] = []
         if not settings.CHARGE_BRIDGE_DECIDES:
-            authorize_tasks_send(request_ids=request_ids)
-            return
-        for chunk in chunks_of(request_ids, settings.CHARGE_AUTHORIZE_BATCH):
-            DECISION_BATCH_SIZE.labels(by="bridge").observe(len(chunk))
+            return self._store_pending(consumed), []
+        chunks = chunks_of(consumed, settings.CHARGE_AUTHORIZE_BATCH)
+        for done, chunk in enumerate(chunks):
             try:
-                charging_requests_decide(request_ids=chunk)
-            except Exception as exc:  # noqa: BLE001 - whatever failed, the tasks take over
-                logger.warning("bridge_decide_failed", count=len(chunk), error=repr(exc)[:300])
+                undecided += charging_requests_store_decided(consumed=chunk)
+                DECISION_BATCH_SIZE.labels(by="bridge").observe(len(chunk))
+            except UNSTORABLE_ERRORS:
+                refused += self._store_pending(list(chunk))
+            except DATABASE_AWAY:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever broke deciding, the tasks take over
+                rest = [item for later in chunks[done:] for item in later]
+                logger.warning("bridge_decide_failed", count=len(rest), error=repr(exc)[:300])
                 close_old_connections()
-                authorize_tasks_send(request_ids=chunk)
+                return refused + self._store_pending(rest), undecided
+        return refused, undecided
 
-    def _store(self, consumed: list[Consumed]) -> list[tuple[Consumed, Exception]]:
+    def _store_pending(self, consumed: list[Consumed]) -> list[tuple[Consumed, Exception]]:
+        """Store pending rows and send their authorize tasks; returns the messages the database refuses."""
+        refused = self._store_halving(consumed)
+        refused_ids = {id(item) for item, _ in refused}
+        stored = [item.message.request_id for item in consumed if id(item) not in refused_ids]
+        if stored:
+            authorize_tasks_send(request_ids=stored)
+        return refused
+
+    def _store_halving(self, consumed: list[Consumed]) -> list[tuple[Consumed, Exception]]:
         """Store pending rows; returns the messages the database refuses, each found by halving the batch.
 
         The whole batch is one INSERT. Should it fail on the data (not on a database that is away,
@@ -457,8 +480,29 @@ class Bridge:
             if len(consumed) == 1:
                 return [(consumed[0], exc)]
             middle = len(consumed) // 2
-            return self._store(consumed[:middle]) + self._store(consumed[middle:])
+            return self._store_halving(consumed[:middle]) + self._store_halving(consumed[middle:])
         return []
+
+    @staticmethod
+    def _decide(request_ids: list[uuid.UUID]) -> None:
+        """Rows stored but not decided by the store (stored before, pending): decide them here.
+
+        The same set-wise service as the authorize task, so a redelivered batch or a task that also
+        holds an id still leaves one decision each. Should that fail, their charging.authorize
+        tasks retry on their own schedule; only if that publish fails too is the batch read again.
+        """
+        if not request_ids:
+            return
+        if not settings.CHARGE_BRIDGE_DECIDES:
+            authorize_tasks_send(request_ids=request_ids)
+            return
+        for chunk in chunks_of(request_ids, settings.CHARGE_AUTHORIZE_BATCH):
+            try:
+                charging_requests_decide(request_ids=chunk)
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the tasks take over
+                logger.warning("bridge_decide_failed", count=len(chunk), error=repr(exc)[:300])
+                close_old_connections()
+                authorize_tasks_send(request_ids=chunk)
 
     @staticmethod
     def _without_withdrawn(consumed: list[Consumed], outcome: BatchOutcome) -> list[Consumed]:

@@ -153,7 +153,11 @@ def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) ->
     assert returncode == 0, stdout[-4000:] + stderr[-4000:]
     (report,) = tmp_path.glob("hot-paths-*.json")
     results = json.loads(report.read_text())["results"]
-    batched = {f"{path}_{size}": size for size in BATCH_SIZES for path in ("decide", "deliver")}
+    batched = {
+        f"{path}_{size}": size
+        for size in BATCH_SIZES
+        for path in ("decide", "deliver", "store", "store_decided")
+    }
     assert set(results) == {"sync_authorize", "send_task", *batched}
     for name, figures in results.items():
         assert figures["calls"] == 20, name

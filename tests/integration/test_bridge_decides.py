@@ -3,13 +3,21 @@ it could not decide to charging.authorize tasks, so the partition moves on and n
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
+from kafka import KafkaProducer
 
+from apps.callbacks.models import CallbackDelivery
+from apps.charging.messages import ChargeRequestV1
 from apps.charging.models import ChargingRequest
+from apps.charging.services import Consumed, charging_requests_store
+from tests.conftest import Endpoint
 from tests.integration.conftest import Pipeline
 from tests.stack import wait_until
 
@@ -33,6 +41,7 @@ def _allowed(request_ids: list[str]) -> None:
 
 
 def test_the_bridge_decides_without_any_authorize_worker(pipeline: Pipeline, client: Client) -> None:
+    # Never pending: stored with its decision, in one transaction with its delivery.
     pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
     bridge = pipeline.start_bridge()
     pipeline.start_worker(queues="callbacks")
@@ -50,7 +59,10 @@ def test_the_bridge_decides_without_any_authorize_worker(pipeline: Pipeline, cli
 
 @pytest.fixture
 def first_decision_refused() -> Iterator[None]:
-    """The first UPDATE that decides a row fails (a sequence is not rolled back with it); later ones pass."""
+    """The first write of a decided row fails (a sequence is not rolled back with it); later ones pass.
+
+    The bridge writes its decisions with the INSERT, an authorize task with an UPDATE: either counts.
+    """
     table = ChargingRequest._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute("CREATE SEQUENCE decide_refused_once")
@@ -61,7 +73,7 @@ def first_decision_refused() -> Iterator[None]:
             "LANGUAGE plpgsql"
         )
         cursor.execute(
-            f"CREATE TRIGGER decide_refused_once BEFORE UPDATE ON {table} "
+            f"CREATE TRIGGER decide_refused_once BEFORE INSERT OR UPDATE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION decide_refused_once()"
         )
     try:
@@ -95,3 +107,35 @@ def test_a_batch_the_bridge_cannot_decide_goes_to_authorize_tasks(
     assert request_id in worker_log
     assert worker_log.count('"requests_decided"') == 1
     assert pipeline.receiver.wait_for(request_id) == [callback]
+
+
+def test_a_message_whose_row_is_pending_already_is_decided_once(
+    pipeline: Pipeline, client: Client, kafka_endpoint: Endpoint
+) -> None:
+    """A row stored pending before (by a bridge that died before deciding, or one with
+    CHARGE_BRIDGE_DECIDES off) and its message read again: decided from the row's values, once."""
+    pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
+    now = timezone.now()
+    message = ChargeRequestV1(
+        request_id=uuid.uuid4(),
+        client_id=None,
+        station_id=STATION,
+        driver_token=TOKEN,
+        callback_url=pipeline.receiver.url(),
+        received_at=now,
+        deadline=now + timedelta(seconds=10),
+    )
+    charging_requests_store(consumed=[Consumed(message=message, partition=0, offset=0)])
+    pipeline.start_bridge()
+    pipeline.start_worker(queues="callbacks")
+
+    producer = KafkaProducer(bootstrap_servers=kafka_endpoint.url, acks="all")
+    for _ in range(2):
+        producer.send(pipeline.topic, value=message.to_json(), key=STATION.encode())
+    producer.flush(timeout=10)
+    producer.close()
+
+    [callback] = pipeline.receiver.wait_for(str(message.request_id))
+    assert (callback.json["status"], callback.json["reason"]) == ("allowed", "granted")
+    _allowed([str(message.request_id)])
+    assert CallbackDelivery.objects.filter(request_id=message.request_id).count() == 1

@@ -44,7 +44,8 @@ def test_a_body_comes_back_whole_or_is_refused_at_a_field_the_database_cannot_st
             assert isinstance(found, dict)
             assert any(text_unstorable(key) is not None for key in found)
     else:
-        assert parsed == value
+        # A high surrogate then a low one is a pair in JSON (one character), as any decoder reads it.
+        assert parsed == json.loads(raw)
 
 
 @pytest.mark.parametrize(

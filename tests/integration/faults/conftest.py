@@ -194,7 +194,7 @@ def fault_stack(
     def callbacks() -> ManagedProcess:
         return pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
 
-    starters = {
+    starters: dict[str, Callable[[], ManagedProcess]] = {
         "bridge": pipeline.start_bridge,
         "authorize worker": authorize,
         "callbacks worker": callbacks,

@@ -180,8 +180,13 @@ def document_build(
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "commit": {
             "sha": git("rev-parse", "HEAD"),
-            # -z: NUL-separated "XY path" entries, paths never quoted.
-            "dirty_files": [entry[3:] for entry in git("status", "--porcelain", "-z").split("\0") if entry],
+            # -z: NUL-separated "XY path" entries, paths never quoted. Reports (this run's own
+            # SQLite pass among them) are not the code measured.
+            "dirty_files": [
+                entry[3:]
+                for entry in git("status", "--porcelain", "-z").split("\0")
+                if entry and not entry[3:].startswith("benchmarks/results/")
+            ],
         },
         "versions": versions(env),
         "settings": settings_used(env),

@@ -1,10 +1,12 @@
-"""The bridge: Kafka `charging_requests` → pending decision-log rows → batched Celery tasks.
+"""The bridge: Kafka `charging_requests` → decided rows of the decision log → callback tasks.
 
-Per polled batch: decode every message; store the valid ones as pending rows in one INSERT
-(idempotent on request_id); set aside what cannot be stored (a malformed message, or one the
+Per polled batch: decode every message; store the valid ones, chunk by chunk of up to
+CHARGE_AUTHORIZE_BATCH, with their decisions (CHARGE_BRIDGE_DECIDES, the default: one ACL read,
+one INSERT idempotent on request_id, one of the deliveries; callbacks.deliver tasks on commit), or
+as pending rows with one `charging.authorize` task per chunk (the setting off, or a chunk that
+could not be decided here); set aside what cannot be stored (a malformed message, or one the
 database refuses, found by halving the batch) to the dead-letter topic, logged as `invalid` where
-it carries a request_id; publish one `charging.authorize` task per chunk of up to
-CHARGE_AUTHORIZE_BATCH requests; only then commit the next offset of every partition in the batch.
+it carries a request_id; only then commit the next offset of every partition in the batch.
 A crash anywhere before the commit means the batch is read again, and every step above is safe to
 repeat. A batch grows with the load by itself: a quiet poll holds one message, a busy one hundreds.
 

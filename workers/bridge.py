@@ -487,17 +487,12 @@ class Bridge:
 
     @staticmethod
     def _decide(request_ids: list[uuid.UUID]) -> None:
-        """Rows stored but not decided by the store (stored before, pending): decide them here.
+        """Rows the decided store found stored before (pending, or decided already): decide them here.
 
         The same set-wise service as the authorize task, so a redelivered batch or a task that also
         holds an id still leaves one decision each. Should that fail, their charging.authorize
         tasks retry on their own schedule; only if that publish fails too is the batch read again.
         """
-        if not request_ids:
-            return
-        if not settings.CHARGE_BRIDGE_DECIDES:
-            authorize_tasks_send(request_ids=request_ids)
-            return
         for chunk in chunks_of(request_ids, settings.CHARGE_AUTHORIZE_BATCH):
             try:
                 charging_requests_decide(request_ids=chunk)

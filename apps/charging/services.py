@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from celery import current_app
@@ -169,6 +169,38 @@ def charging_requests_store(*, consumed: Sequence[Consumed]) -> None:
     ChargingRequest.objects.bulk_create(_rows_of(consumed), ignore_conflicts=True, batch_size=500)
 
 
+class _Decidable(Protocol):
+    """A pending row (a values row) or a row about to be stored: what deciding it reads."""
+
+    @property
+    def request_id(self) -> uuid.UUID: ...
+    @property
+    def station_id(self) -> str: ...
+    @property
+    def driver_token(self) -> str: ...
+    @property
+    def deadline(self) -> datetime: ...
+
+
+def _decisions_of(
+    rows: Sequence[_Decidable], *, at: datetime, backend_failed: bool = False
+) -> dict[uuid.UUID, Decision]:
+    """One ACL read for the rows still in time, decide() per row; past its deadline a row is unknown
+    (timeout, or backend_unavailable when the database was away meanwhile)."""
+    overdue = Decision(Status.UNKNOWN, Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT)
+    in_time = [row for row in rows if at <= row.deadline]
+    verdicts = authorizations_decide(pairs=[(row.station_id, row.driver_token) for row in in_time], at=at)
+    return {
+        row.request_id: verdicts[(row.station_id, row.driver_token)] if at <= row.deadline else overdue
+        for row in rows
+    }
+
+
+def _request_ids(fetched: Sequence[Sequence[Any]]) -> set[uuid.UUID]:
+    """The request_id column RETURNING gave back: a UUID on PostgreSQL, its hex text on SQLite."""
+    return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in fetched}
+
+
 def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
     """INSERT rows in one statement, skipping ids already stored; returns the ids this call inserted.
 
@@ -185,8 +217,7 @@ def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        inserted = cursor.fetchall()
-    return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in inserted}
+        return _request_ids(cursor.fetchall())
 
 
 def charging_requests_store_decided(*, consumed: Sequence[Consumed]) -> list[uuid.UUID]:
@@ -204,13 +235,9 @@ def charging_requests_store_decided(*, consumed: Sequence[Consumed]) -> list[uui
         return []
     at = timezone.now()
     rows = _rows_of(consumed)
-    in_time = [row for row in rows if at <= row.deadline]
-    verdicts = authorizations_decide(pairs=[(row.station_id, row.driver_token) for row in in_time], at=at)
-    overdue = Decision(Status.UNKNOWN, Reason.TIMEOUT)
-    decisions: dict[uuid.UUID, Decision] = {}
+    decisions = _decisions_of(rows, at=at)
     for row in rows:
-        decision = verdicts[(row.station_id, row.driver_token)] if at <= row.deadline else overdue
-        decisions[row.request_id] = decision
+        decision = decisions[row.request_id]
         row.status, row.reason, row.decided_at = decision.status.value, decision.reason.value, at
     with transaction.atomic():
         won = _insert_new(rows)
@@ -338,8 +365,7 @@ def _decisions_record(decisions: dict[uuid.UUID, Decision], *, at: datetime) -> 
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        won = cursor.fetchall()
-    return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in won}
+        return _request_ids(cursor.fetchall())
 
 
 def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_failed: bool = False) -> int:
@@ -363,13 +389,7 @@ def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_
     if not pending:
         return 0
     at = timezone.now()
-    overdue = Decision(Status.UNKNOWN, Reason.BACKEND_UNAVAILABLE if backend_failed else Reason.TIMEOUT)
-    in_time = [row for row in pending if at <= row.deadline]
-    verdicts = authorizations_decide(pairs=[(row.station_id, row.driver_token) for row in in_time], at=at)
-    decisions = {
-        row.request_id: verdicts[(row.station_id, row.driver_token)] if at <= row.deadline else overdue
-        for row in pending
-    }
+    decisions = _decisions_of(pending, at=at, backend_failed=backend_failed)
     with transaction.atomic():
         won = _decisions_record(decisions, at=at)
         decided = [row for row in pending if row.request_id in won]

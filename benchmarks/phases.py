@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from benchmarks import loadgen
@@ -28,6 +28,27 @@ def stack_cpu(delta: dict[str, float], harness: Sequence[str]) -> float:
 
 HARNESS = ("harness_loadgen", "harness_receiver")
 
+LoadRun = Callable[[loadgen.HttpClient], Awaitable[loadgen.LoadState]]
+
+
+def timed_load(
+    ctx: PhaseContext, connections: int, run: LoadRun
+) -> tuple[loadgen.LoadState, float, float, dict[str, float]]:
+    """One load run on its own client: the state, its start and end (monotonic) and the CPU before."""
+
+    async def go() -> loadgen.LoadState:
+        client = ctx.client(connections)
+        try:
+            return await run(client)
+        finally:
+            await client.close()
+
+    cpu0 = ctx.sampler.cpu_seconds()
+    t0 = time.monotonic()
+    state = asyncio.run(go())
+    t1 = time.monotonic()
+    return state, t0, t1, cpu0
+
 
 def phase_burst(ctx: PhaseContext) -> dict[str, Any]:
     scale = ctx.scale
@@ -37,27 +58,19 @@ def phase_burst(ctx: PhaseContext) -> dict[str, Any]:
         + (f", at least {scale.burst_min_s:.0f} s" if scale.burst_min_s else "")
     )
 
-    async def go() -> loadgen.LoadState:
-        client = ctx.client(scale.burst_concurrency)
-        payloads = ctx.charging_payloads(client)
-        try:
-            return await loadgen.closed_loop(
-                client,
-                total=scale.burst_requests,
-                concurrency=scale.burst_concurrency,
-                payloads=payloads,
-                ok_status=(202,),
-                min_duration_s=scale.burst_min_s,
-                max_duration_s=max(10.0, min(600.0, ctx.time_left() - 60)),
-                progress=progress(ctx, label),
-            )
-        finally:
-            await client.close()
+    def run(client: loadgen.HttpClient) -> Awaitable[loadgen.LoadState]:
+        return loadgen.closed_loop(
+            client,
+            total=scale.burst_requests,
+            concurrency=scale.burst_concurrency,
+            payloads=ctx.charging_payloads(client),
+            ok_status=(202,),
+            min_duration_s=scale.burst_min_s,
+            max_duration_s=max(10.0, min(600.0, ctx.time_left() - 60)),
+            progress=progress(ctx, label),
+        )
 
-    cpu0 = ctx.sampler.cpu_seconds()
-    t0 = time.monotonic()
-    state = asyncio.run(go())
-    t1 = time.monotonic()
+    state, t0, t1, cpu0 = timed_load(ctx, scale.burst_concurrency, run)
     cpu1 = ctx.sampler.cpu_seconds()
     accepted = accepted_ids(state.samples)
     duration = max(s.done for s in state.samples) - state.started if state.samples else 0.0
@@ -99,25 +112,17 @@ def phase_burst(ctx: PhaseContext) -> dict[str, Any]:
 def open_loop_step(
     ctx: PhaseContext, label: str, rate: float, duration_s: float
 ) -> tuple[loadgen.LoadState, dict[str, loadgen.Sample], float, float, dict[str, float]]:
-    async def go() -> loadgen.LoadState:
-        client = ctx.client(ctx.scale.open_loop_connections)
-        payloads = ctx.charging_payloads(client)
-        try:
-            return await loadgen.open_loop(
-                client,
-                rate=rate,
-                duration_s=duration_s,
-                payloads=payloads,
-                ok_status=(202,),
-                progress=progress(ctx, label),
-            )
-        finally:
-            await client.close()
+    def run(client: loadgen.HttpClient) -> Awaitable[loadgen.LoadState]:
+        return loadgen.open_loop(
+            client,
+            rate=rate,
+            duration_s=duration_s,
+            payloads=ctx.charging_payloads(client),
+            ok_status=(202,),
+            progress=progress(ctx, label),
+        )
 
-    cpu0 = ctx.sampler.cpu_seconds()
-    t0 = time.monotonic()
-    state = asyncio.run(go())
-    t1 = time.monotonic()
+    state, t0, t1, cpu0 = timed_load(ctx, ctx.scale.open_loop_connections, run)
     return state, accepted_ids(state.samples), t0, t1, cpu0
 
 

@@ -8,18 +8,16 @@ sync           POST /api/v1/authorize without a callback: each answer is a logge
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import loadgen
 from benchmarks.checks import db_check, drain_and_check, e2e_latencies, status_counts
 from benchmarks.config import say
 from benchmarks.context import PhaseContext, progress
-from benchmarks.phases import HARNESS, cpu_delta, phase_command, stack_cpu
+from benchmarks.phases import HARNESS, cpu_delta, phase_command, stack_cpu, timed_load
 
 DECISION_STATUSES = frozenset({"allowed", "not_allowed", "unknown"})
 
@@ -29,27 +27,18 @@ def _closed_loop(
 ) -> tuple[loadgen.LoadState, float, float, dict[str, float]]:
     scale = ctx.scale
 
-    async def go() -> loadgen.LoadState:
-        client = ctx.client(scale.sync_concurrency)
-        payloads = payloads_for(client)
-        try:
-            return await loadgen.closed_loop(
-                client,
-                total=10**9,
-                concurrency=scale.sync_concurrency,
-                payloads=payloads,
-                ok_status=(200,),
-                max_duration_s=scale.sync_s,
-                progress=progress(ctx, label),
-            )
-        finally:
-            await client.close()
+    def run(client: loadgen.HttpClient) -> Awaitable[loadgen.LoadState]:
+        return loadgen.closed_loop(
+            client,
+            total=10**9,
+            concurrency=scale.sync_concurrency,
+            payloads=payloads_for(client),
+            ok_status=(200,),
+            max_duration_s=scale.sync_s,
+            progress=progress(ctx, label),
+        )
 
-    cpu0 = ctx.sampler.cpu_seconds()
-    t0 = time.monotonic()
-    state = asyncio.run(go())
-    t1 = time.monotonic()
-    return state, t0, t1, cpu0
+    return timed_load(ctx, scale.sync_concurrency, run)
 
 
 def _decisions(state: loadgen.LoadState) -> dict[str, tuple[loadgen.Sample, str]]:

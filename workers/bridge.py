@@ -83,6 +83,13 @@ LAG_INTERVAL_S = 1.0
 Batch = dict[int, list[Message]]  # partition → its messages of one poll, in offset order
 
 
+def error_is_fatal(error: KafkaError) -> bool:
+    """Whether the consumer is done for. librdkafka hands a fatal error to poll() as a message whose
+    code is _FATAL and whose fatal() is False (seen when a Kafka restart fenced our static member),
+    so both are checked: a bridge that only logged it stayed up with no partitions, deciding nothing."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 def instance_id() -> str | None:
     """This bridge's static group member id (CHARGE_BRIDGE_INSTANCE_ID), or None for a dynamic member."""
     configured = settings.CHARGE_BRIDGE_INSTANCE_ID.strip()
@@ -264,7 +271,7 @@ class Bridge:
             error = message.error()
             if error is None:
                 batch.setdefault(message.partition() or 0, []).append(message)
-            elif error.fatal():
+            elif error_is_fatal(error):
                 self._fatal(error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 logger.warning("consumer_error", error=error.str())
@@ -272,12 +279,17 @@ class Bridge:
 
     @staticmethod
     def _fatal(error: KafkaError) -> None:
-        if error.code() == KafkaError._FENCED:
+        """A consumer in a fatal state never consumes again: exit, and let the supervisor start a new one."""
+        if error.code() == KafkaError._FENCED or "fenced" in error.str().lower():
             logger.error(
                 "bridge_fenced",
                 instance_id=instance_id(),
-                error="another bridge joined under this CHARGE_BRIDGE_INSTANCE_ID; each needs its own",
+                error=error.str(),
+                hint="another bridge under this CHARGE_BRIDGE_INSTANCE_ID (each needs its own), or the "
+                "group coordinator restarted and the rejoin fenced the old member; a new process rejoins",
             )
+        else:
+            logger.error("bridge_consumer_fatal", error=error.str())
         raise KafkaException(error)
 
     # -- rebalances and commits -----------------------------------------------------------------

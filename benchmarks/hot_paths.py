@@ -6,6 +6,11 @@ CPU from gunicorn's, Celery's and the contention of two busy cores:
 
   sync_authorize     POST /api/v1/authorize through Django's WSGI handler: middleware, ninja, the
                      key check, the rate-limit script in Redis, the ACL query, the logged decision
+  sync_callback      POST /api/checkauthority/ with a callback_url the same way: the decision, its
+                     delivery and the callbacks.deliver publish
+  accept             POST /api/v1/charging-requests the same way: validation, the key check and
+                     rate limit, the produce to Kafka and the wait for its acknowledgement (a broker
+                     of its own, compose/local/kafka.sh); CPU includes librdkafka's threads
   decide_N           charging_requests_decide on N pending rows: the body of charging.authorize
                      for a batch of N, including publishing callbacks.deliver to Redis once the
                      decisions commit; reported per decision
@@ -19,10 +24,10 @@ CPU from gunicorn's, Celery's and the contention of two busy cores:
                      (benchmarks/receiver.py, its own process) and the attempts recorded; per callback
   send_task          Celery's send_task of one authorize message: what the bridge pays per message
 
-    .venv/bin/python -m benchmarks.hot_paths [--calls 2000] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.hot_paths [--calls 2000] [--only accept,sync_callback] [--out DIR]
 
-It starts its own redis-server and PostgreSQL on free loopback ports (compose/local/redis.sh and
-postgres.sh) in a temporary folder, migrates, seeds one station, token and grant, and stops both
+It starts its own redis-server, PostgreSQL and Kafka on free loopback ports (compose/local/redis.sh,
+postgres.sh, kafka.sh) in a temporary folder, migrates, seeds one station, token and grant, and stops both
 at the end. Figures are CPU time (time.process_time: this process only, not PostgreSQL's or Redis's)
 and wall time per call, after a warm-up of 10 % of the calls.
 """
@@ -51,6 +56,8 @@ from benchmarks.processes import REPO, Process, free_port, local_service, small_
 
 # A task of one (a quiet poll), and the batch sizes of a busy pipeline.
 BATCH_SIZES = (1, 10, 32, 100)
+BATCH_PATHS = {"decide", "deliver", "store", "store_decided"}
+PATHS = ("sync_authorize", "sync_callback", "accept", *sorted(BATCH_PATHS), "send_task")
 BENCH_QUEUE = "bench-hot-paths"  # no worker listens: the published messages are only counted, then dropped
 
 
@@ -81,21 +88,29 @@ def _measure(name: str, calls: int, call: Callable[[int], None], *, per: int = 1
     return result
 
 
-def _services_start(work: Path) -> dict[str, str]:
-    redis_port, pg_port = free_port(), free_port()
+def _services_start(work: Path, *, kafka: bool) -> dict[str, str]:
+    redis_port, pg_port, kafka_port, controller_port = free_port(), free_port(), free_port(), free_port()
     local_service("redis.sh", "start", data=work / "redis", port=redis_port)
     local_service("postgres.sh", "start", data=work / "postgres", port=pg_port)
     local_service("postgres.sh", "ensure-db", data=work / "postgres", port=pg_port, db="charge")
-    return {
+    urls = {
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/charge",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
     }
+    if kafka:
+        local_service(
+            "kafka.sh", "start", data=work / "kafka", port=kafka_port, **{"controller-port": controller_port}
+        )
+        urls["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
+    return urls
 
 
 def _services_stop(work: Path) -> None:
     local_service("redis.sh", "stop", data=work / "redis", check=False)
     local_service("postgres.sh", "stop", data=work / "postgres", check=False)
+    if (work / "kafka").exists():
+        local_service("kafka.sh", "stop", data=work / "kafka", check=False)
 
 
 @dataclass
@@ -120,16 +135,17 @@ def _seed() -> Seeded:
     return Seeded(station_id=station.station_id, token=token.value, api_key=key, client=client)
 
 
-def _sync_authorize(seeded: Seeded) -> Callable[[int], None]:
+def _route(seeded: Seeded, path: str, fields: dict[str, str], *, expect: str) -> Callable[[int], None]:
+    """One POST of `fields` as JSON to `path` through Django's WSGI handler, answered `expect`."""
     from django.core.handlers.wsgi import WSGIHandler
 
     handler = WSGIHandler()
-    body = json.dumps({"station_id": seeded.station_id, "driver_token": seeded.token}).encode()
+    body = json.dumps(fields).encode()
 
     def call(_: int) -> None:
         environ = {
             "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/api/v1/authorize",
+            "PATH_INFO": path,
             "QUERY_STRING": "",
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "80",
@@ -148,8 +164,8 @@ def _sync_authorize(seeded: Seeded) -> Callable[[int], None]:
             return lambda _data: None
 
         b"".join(handler(environ, start_response))
-        if not status[0].startswith("200"):
-            raise RuntimeError(f"/api/v1/authorize answered {status[0]}")
+        if not status[0].startswith(expect):
+            raise RuntimeError(f"{path} answered {status[0]}")
 
     return call
 
@@ -202,7 +218,7 @@ def _messages(seeded: Seeded, count: int, callback_url: str) -> list[Any]:
     ]
 
 
-def _run(calls: int, work: Path) -> dict[str, Any]:
+def _run(calls: int, work: Path, only: set[str]) -> dict[str, Any]:
     import django
     from django.core.management import call_command
 
@@ -222,6 +238,10 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
     )
 
     seeded = _seed()
+    if "accept" in only:
+        from apps.charging.topics import topics_ensure
+
+        topics_ensure(wait_s=60)
     ready = work / "receiver.port"
     receiver = Process(
         "receiver",
@@ -232,10 +252,19 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
     try:
         wait_until(ready.exists, timeout=30, what="callback receiver")
         callback_url = f"http://127.0.0.1:{int(ready.read_text())}/callback"
-        results: dict[str, Any] = {
-            "sync_authorize": _measure("sync_authorize", calls, _sync_authorize(seeded))
+        pair = {"station_id": seeded.station_id, "driver_token": seeded.token}
+        with_callback = {**pair, "callback_url": callback_url}
+        routes = {
+            "sync_authorize": ("/api/v1/authorize", pair, "200"),
+            "sync_callback": ("/api/checkauthority/", with_callback, "200"),
+            "accept": ("/api/v1/charging-requests", with_callback, "202"),
         }
-        for size in BATCH_SIZES:
+        results: dict[str, Any] = {
+            name: _measure(name, calls, _route(seeded, path, fields, expect=expect))
+            for name, (path, fields, expect) in routes.items()
+            if name in only
+        }
+        for size in BATCH_SIZES if only & BATCH_PATHS else ():
             # Rows for the warm-up and the measured calls, `size` decisions (then callbacks) per call.
             pending = _pending(seeded, (calls + max(calls // 10, 10)) * size, callback_url)
             batches = [pending[i : i + size] for i in range(0, len(pending), size)]
@@ -248,8 +277,10 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
                 if sum(deliveries_attempt(request_ids=batches[i]).values()) != len(batches[i]):
                     raise RuntimeError(f"batch {i} was not attempted whole")
 
-            results[f"decide_{size}"] = _measure(f"decide_{size}", calls, decide, per=size)
-            results[f"deliver_{size}"] = _measure(f"deliver_{size}", calls, deliver, per=size)
+            if "decide" in only or "deliver" in only:
+                results[f"decide_{size}"] = _measure(f"decide_{size}", calls, decide, per=size)
+            if "deliver" in only:  # delivers what decide_N decided
+                results[f"deliver_{size}"] = _measure(f"deliver_{size}", calls, deliver, per=size)
 
             count = (calls + max(calls // 10, 10)) * size
             to_store = _messages(seeded, count, callback_url)
@@ -262,10 +293,12 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
                 if charging_requests_store_decided(consumed=messages[i * size : (i + 1) * size]):
                     raise RuntimeError(f"batch {i} was stored before")
 
-            results[f"store_{size}"] = _measure(f"store_{size}", calls, store, per=size)
-            results[f"store_decided_{size}"] = _measure(
-                f"store_decided_{size}", calls, store_decided, per=size
-            )
+            if "store" in only:
+                results[f"store_{size}"] = _measure(f"store_{size}", calls, store, per=size)
+            if "store_decided" in only:
+                results[f"store_decided_{size}"] = _measure(
+                    f"store_decided_{size}", calls, store_decided, per=size
+                )
 
         one = _pending(seeded, calls + max(calls // 10, 10), callback_url)
 
@@ -274,7 +307,8 @@ def _run(calls: int, work: Path) -> dict[str, Any]:
                 "charging.authorize", kwargs={"request_ids": one[i : i + 1]}, queue=BENCH_QUEUE
             )
 
-        results["send_task"] = _measure("send_task", calls, send_task)
+        if "send_task" in only:
+            results["send_task"] = _measure("send_task", calls, send_task)
         redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(BENCH_QUEUE)
         return results
     finally:
@@ -285,14 +319,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--only", default=",".join(PATHS), help=f"a subset of {','.join(PATHS)}")
     args = parser.parse_args()
+    only = {name for name in args.only.split(",") if name}
+    if only - set(PATHS):
+        parser.error(f"--only: unknown paths {', '.join(sorted(only - set(PATHS)))}")
 
     work = Path(tempfile.mkdtemp(prefix="charge-hot-paths-"))
     work.chmod(0o711)  # PostgreSQL runs as the postgres user, which must reach its data directory inside
     load_before = os.getloadavg()
     try:
         os.environ.update(
-            _services_start(work),
+            _services_start(work, kafka="accept" in only),
             DJANGO_SETTINGS_MODULE="project.settings",
             SECRET_KEY=os.environ.get("SECRET_KEY", "hot-paths-only-secret-key"),
             CHARGE_CALLBACK_ALLOW_PRIVATE="1",
@@ -300,7 +338,7 @@ def main() -> int:
             # One line per call would measure the terminal; the stack logs at INFO (see README).
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         )
-        results = _run(args.calls, work)
+        results = _run(args.calls, work, only)
     finally:
         _services_stop(work)
         shutil.rmtree(work, ignore_errors=True)
@@ -308,7 +346,8 @@ def main() -> int:
         args.out,
         stem="hot-paths",
         what="CPU and wall time per call of our code in one thread of one process (see the module doc)",
-        command=f".venv/bin/python -m benchmarks.hot_paths --calls {args.calls}",
+        command=f".venv/bin/python -m benchmarks.hot_paths --calls {args.calls}"
+        + ("" if only == set(PATHS) else f" --only {','.join(sorted(only))}"),
         load_before=load_before,
         log_level=os.environ["LOG_LEVEL"],
         results=results,

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.core.signals import got_request_exception
 
 
@@ -11,3 +12,6 @@ class ApiConfig(AppConfig):
 
         # Connected at start-up, not on the URLconf's import: a crash before it loads counts too.
         got_request_exception.connect(bind_error_request_id, dispatch_uid="api.bind_error_request_id")
+        from apps.api.checks import site_middleware_check  # noqa: PLC0415
+
+        checks.register(site_middleware_check)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import DisallowedHost, TooManyFieldsSent
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
 
 from apps.access.identifiers import text_unstorable
 from apps.api.errors import error_as_json, host_refused
@@ -74,3 +78,51 @@ class JsonErrorsMiddleware:
         ):
             return response
         return error_as_json(response)
+
+
+class SiteOnlyMiddleware:
+    """settings.SITE_MIDDLEWARE for every path but /api/: the admin's middleware, which API routes skip.
+
+    Django has no per-path middleware, so this one builds the inner chain itself, the way Django's
+    handler builds MIDDLEWARE (each wrapped so that an exception becomes its response), and hands
+    Django the view hooks of the chain (CSRF's check lives in process_view) for site paths only.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.api_response = get_response
+        handler: Callable[[HttpRequest], HttpResponse] = get_response
+        chain: list[Any] = []
+        for path in reversed(settings.SITE_MIDDLEWARE):
+            middleware = import_string(path)(handler)
+            chain.insert(0, middleware)
+            handler = convert_exception_to_response(middleware)
+        self.site_response = handler
+        self.view_hooks = [m.process_view for m in chain if hasattr(m, "process_view")]
+        self.exception_hooks = [
+            m.process_exception for m in reversed(chain) if hasattr(m, "process_exception")
+        ]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.api_response(request)
+        return self.site_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        if request.path_info.startswith(API_PREFIX):
+            return None
+        for hook in self.view_hooks:
+            response = hook(request, view, args, kwargs)
+            if response is not None:
+                return response
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if request.path_info.startswith(API_PREFIX):
+            return None
+        for hook in self.exception_hooks:
+            response = hook(request, exception)
+            if response is not None:
+                return response
+        return None

@@ -130,6 +130,35 @@ def test_the_admin_login_form_keeps_its_csrf_protection(django_user_model: Any) 
 
 
 @pytest.mark.django_db
+def test_api_routes_skip_the_admins_middleware_and_the_admin_keeps_it(client: Client, caller: Caller) -> None:
+    api = client.post("/api/v1/authorize", AUTHORIZE, content_type="application/json", headers=caller.headers)
+    admin = client.get("/admin/login/")
+
+    assert api.status_code == 200
+    assert not hasattr(api.wsgi_request, "session")
+    assert not hasattr(api.wsgi_request, "user")
+    assert "X-Frame-Options" not in api
+    assert api["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware runs for every path
+    assert admin.status_code == 200
+    assert admin["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in admin.cookies
+    assert hasattr(admin.wsgi_request, "session")
+
+
+def test_the_system_checks_ask_for_the_admins_middleware_in_site_middleware(settings: Any) -> None:
+    from apps.api.checks import site_middleware_check
+
+    complete = list(settings.SITE_MIDDLEWARE)
+    assert site_middleware_check() == []
+    settings.SITE_MIDDLEWARE = [m for m in complete if "sessions" not in m]
+    assert [error.id for error in site_middleware_check()] == ["api.E002"]
+    settings.SITE_MIDDLEWARE = [*reversed(complete)]
+    assert "api.E003" in [error.id for error in site_middleware_check()]
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("SiteOnlyMiddleware")]
+    assert "api.E001" in [error.id for error in site_middleware_check()]
+
+
+@pytest.mark.django_db
 def test_nul_characters_are_refused_before_they_reach_the_database(client: Client, caller: Caller) -> None:
     query = client.get("/api/v1/charging-requests?driver_token=%00abc", headers=caller.headers)
     body = caller.post_json(client, "/api/insertACL/", '{"station_id": "x\\u0000", "driver_token": "y"}')

@@ -99,9 +99,8 @@ def _services_start(work: Path, *, kafka: bool) -> dict[str, str]:
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
     }
     if kafka:
-        local_service(
-            "kafka.sh", "start", data=work / "kafka", port=kafka_port, **{"controller-port": controller_port}
-        )
+        controller: dict[str, str | int] = {"controller-port": controller_port}
+        local_service("kafka.sh", "start", data=work / "kafka", port=kafka_port, **controller)
         urls["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
     return urls
 

@@ -90,13 +90,13 @@ class SiteOnlyMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.api_response = get_response
-        handler: Callable[[HttpRequest], HttpResponse] = get_response
+        handler: Callable[[HttpRequest], Any] = get_response
         chain: list[Any] = []
         for path in reversed(settings.SITE_MIDDLEWARE):
             middleware = import_string(path)(handler)
             chain.insert(0, middleware)
             handler = convert_exception_to_response(middleware)
-        self.site_response = handler
+        self.site_response: Callable[[HttpRequest], HttpResponse] = handler
         self.view_hooks = [m.process_view for m in chain if hasattr(m, "process_view")]
         self.exception_hooks = [
             m.process_exception for m in reversed(chain) if hasattr(m, "process_exception")

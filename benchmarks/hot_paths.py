@@ -42,6 +42,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,8 +100,14 @@ def _services_start(work: Path, *, kafka: bool) -> dict[str, str]:
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
     }
     if kafka:
-        controller: dict[str, str | int] = {"controller-port": controller_port}
-        local_service("kafka.sh", "start", data=work / "kafka", port=kafka_port, **controller)
+        script = str(REPO / "compose" / "local" / "kafka.sh")
+        subprocess.run(
+            [
+                *("bash", script, "start", "--data", str(work / "kafka")),
+                *("--port", str(kafka_port), "--controller-port", str(controller_port)),
+            ],
+            check=True,
+        )
         urls["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
     return urls
 
@@ -217,6 +224,25 @@ def _messages(seeded: Seeded, count: int, callback_url: str) -> list[Any]:
     ]
 
 
+def _routes_measure(seeded: Seeded, callback_url: str, calls: int, only: set[str]) -> dict[str, Any]:
+    if "accept" in only:
+        from apps.charging.topics import topics_ensure
+
+        topics_ensure(wait_s=60)
+    pair = {"station_id": seeded.station_id, "driver_token": seeded.token}
+    with_callback = {**pair, "callback_url": callback_url}
+    routes = {
+        "sync_authorize": ("/api/v1/authorize", pair, "200"),
+        "sync_callback": ("/api/checkauthority/", with_callback, "200"),
+        "accept": ("/api/v1/charging-requests", with_callback, "202"),
+    }
+    return {
+        name: _measure(name, calls, _route(seeded, path, fields, expect=expect))
+        for name, (path, fields, expect) in routes.items()
+        if name in only
+    }
+
+
 def _run(calls: int, work: Path, only: set[str]) -> dict[str, Any]:
     import django
     from django.core.management import call_command
@@ -237,10 +263,6 @@ def _run(calls: int, work: Path, only: set[str]) -> dict[str, Any]:
     )
 
     seeded = _seed()
-    if "accept" in only:
-        from apps.charging.topics import topics_ensure
-
-        topics_ensure(wait_s=60)
     ready = work / "receiver.port"
     receiver = Process(
         "receiver",
@@ -251,18 +273,7 @@ def _run(calls: int, work: Path, only: set[str]) -> dict[str, Any]:
     try:
         wait_until(ready.exists, timeout=30, what="callback receiver")
         callback_url = f"http://127.0.0.1:{int(ready.read_text())}/callback"
-        pair = {"station_id": seeded.station_id, "driver_token": seeded.token}
-        with_callback = {**pair, "callback_url": callback_url}
-        routes = {
-            "sync_authorize": ("/api/v1/authorize", pair, "200"),
-            "sync_callback": ("/api/checkauthority/", with_callback, "200"),
-            "accept": ("/api/v1/charging-requests", with_callback, "202"),
-        }
-        results: dict[str, Any] = {
-            name: _measure(name, calls, _route(seeded, path, fields, expect=expect))
-            for name, (path, fields, expect) in routes.items()
-            if name in only
-        }
+        results = _routes_measure(seeded, callback_url, calls, only)
         for size in BATCH_SIZES if only & BATCH_PATHS else ():
             # Rows for the warm-up and the measured calls, `size` decisions (then callbacks) per call.
             pending = _pending(seeded, (calls + max(calls // 10, 10)) * size, callback_url)

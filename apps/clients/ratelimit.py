@@ -4,56 +4,87 @@ A bucket holds up to `burst` tokens and refills at `rate` tokens a second; a req
 check-and-take runs as one Lua script, atomic on the Redis server. No maintained Python library
 offers a Redis token bucket (limits has fixed and sliding windows only), and a token bucket lets a
 station burst after a quiet minute without letting anyone exceed the sustained rate.
+
+A process takes its tokens a few at a time (a lease) and spends them itself: one Redis round trip
+per lease instead of one per request (~0.2 ms of an accepted request's ~1.8 ms CPU, README
+"Benchmarks"). A lease is at most LEASE_S worth of the rate and a tenth of the burst, and what is
+left of it after LEASE_S is dropped, so no process sits on tokens another one needs: the limit is
+still the one bucket every api process shares, exact to within a lease (one token for a client
+whose burst is under 20).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import threading
 import time
 from dataclasses import dataclass
 
 import redis
 import structlog
+from redis.commands.core import Script
 
 from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 
-# KEYS[1] bucket; ARGV: rate (tokens/s), burst, now (s, float). Returns {allowed, wait_ms}.
+LEASE_S = 0.05
+LEASE_MAX = 100
+# Leases of clients that stopped calling are dropped together once there are this many.
+_LEASES_MAX = 10_000
+
+# KEYS[1] bucket; ARGV: rate (tokens/s), burst, now (s, float), tokens wanted. Returns {granted,
+# wait_ms}: up to the tokens wanted while the bucket holds a whole one, else 0 and the wait for one.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local allowed = 0
+local granted = 0
 local wait_ms = 0
 if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
+  granted = math.min(wanted, math.floor(tokens))
+  tokens = tokens - granted
 else
   wait_ms = math.ceil((1 - tokens) / rate * 1000)
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, wait_ms}
+return {granted, wait_ms}
 """
 
 
-# EVALSHA by the script's digest: its text is sent (and hashed by Redis) only when Redis does not
-# know it yet: the first request after a start or a restart of Redis.
-_TAKE_SHA = hashlib.sha1(_TAKE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+@dataclass
+class _Lease:
+    tokens: int
+    until: float  # time.monotonic()
+
+
+_leases: dict[int, _Lease] = {}
+_leases_lock = threading.Lock()
+_script: tuple[redis.Redis, Script] | None = None
 
 
 def _take(key: str, *args: str | float) -> list[int]:
+    """The script, by its SHA-1 once Redis knows it (redis-py sends the text again after a restart)."""
+    global _script  # noqa: PLW0603 - one registration per client of this process
     client = redis_client()
-    try:
-        return client.evalsha(_TAKE_SHA, 1, key, *args)
-    except redis.exceptions.NoScriptError:
-        return client.eval(_TAKE, 1, key, *args)
+    if _script is None or _script[0] is not client:
+        _script = (client, client.register_script(_TAKE))
+    return _script[1](keys=[key], args=args)
+
+
+def lease_size(*, rate_per_s: float, burst: int) -> int:
+    return max(1, min(LEASE_MAX, burst // 10, math.ceil(rate_per_s * LEASE_S)))
+
+
+def rate_limit_leases_clear() -> None:
+    with _leases_lock:
+        _leases.clear()
 
 
 @dataclass(frozen=True)
@@ -62,12 +93,31 @@ class RateDecision:
     retry_after_s: int
 
 
+ALLOWED = RateDecision(allowed=True, retry_after_s=0)
+
+
 def rate_limit_take(*, client_id: int, rate_per_s: float, burst: int) -> RateDecision:
-    """Take one token from the client's bucket. Fails open (allowed) when Redis is unreachable."""
+    """Take one token for the client: from this process's lease, else from the shared bucket.
+
+    Fails open (allowed) when Redis is unreachable.
+    """
+    with _leases_lock:
+        lease = _leases.get(client_id)
+        if lease is not None and lease.tokens > 0 and time.monotonic() < lease.until:
+            lease.tokens -= 1
+            return ALLOWED
+    wanted = lease_size(rate_per_s=rate_per_s, burst=burst)
     try:
-        allowed, wait_ms = _take(f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}")
+        granted, wait_ms = _take(f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}", wanted)
     except redis.RedisError as exc:
         # An unreachable Redis must not take the API down with it; the limit is a guard, not a gate.
         logger.warning("rate_limit_unavailable", client_id=client_id, error=repr(exc))
-        return RateDecision(allowed=True, retry_after_s=0)
-    return RateDecision(allowed=bool(allowed), retry_after_s=max(1, math.ceil(int(wait_ms) / 1000)))
+        return ALLOWED
+    if int(granted) < 1:
+        return RateDecision(allowed=False, retry_after_s=max(1, math.ceil(int(wait_ms) / 1000)))
+    if int(granted) > 1:
+        with _leases_lock:
+            if len(_leases) >= _LEASES_MAX:
+                _leases.clear()
+            _leases[client_id] = _Lease(tokens=int(granted) - 1, until=time.monotonic() + LEASE_S)
+    return ALLOWED

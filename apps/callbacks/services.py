@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -153,10 +153,13 @@ def deliveries_send(
     return len(sent)
 
 
-def deliveries_create(*, decided: Sequence[DecidedRequest]) -> int:
+def deliveries_create(
+    *, decided: Sequence[DecidedRequest], publish: Callable[[Sequence[DueDelivery]], object] | None = None
+) -> int:
     """The one delivery of each decision that has a callback URL, in one INSERT.
 
-    Call inside the transaction that records the decisions; their tasks are queued once it commits.
+    Call inside the transaction that records the decisions; their tasks are queued once it commits,
+    by `publish` when given (the api's batching publisher), else at once.
     """
     now = timezone.now()
     rows = [
@@ -176,7 +179,10 @@ def deliveries_create(*, decided: Sequence[DecidedRequest]) -> int:
         return 0
     CallbackDelivery.objects.bulk_create(rows)
     due = [DueDelivery(request_id=row.request_id, url=row.url, due_at=now) for row in rows]
-    transaction.on_commit(lambda: deliveries_send(due=due, marked=True))
+    if publish is None:
+        transaction.on_commit(lambda: deliveries_send(due=due, marked=True))
+    else:
+        transaction.on_commit(lambda: publish(due))
     return len(rows)
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.access.policy import Decision, Reason, Status
 from apps.access.services import authorization_decide, authorizations_decide
+from apps.callbacks.publisher import deliveries_publish_soon
 from apps.callbacks.services import DecidedRequest, deliveries_create
 from apps.charging.idempotency import (
     body_fingerprint,
@@ -532,7 +533,7 @@ def charging_request_decide_sync(
         )
         structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
         if callback_url:
-            deliveries_create(decided=[decided_request_of(request)])
+            deliveries_create(decided=[decided_request_of(request)], publish=deliveries_publish_soon)
     decision_observe(
         status=decision.status.value,
         reason=decision.reason.value,

@@ -5,8 +5,8 @@ itself; the callback is the copy for the caller's system. Publishing a callbacks
 request cost the api a send_task (~0.75 ms) and the callbacks worker a Celery task per callback
 (~3 ms, README "Benchmarks"). Here the request thread hands its committed delivery to this
 process's publisher and answers; the publisher's thread sends what gathered within
-CHARGE_CALLBACK_PUBLISH_LINGER_MS as one task per receiver (deliveries_send: CHARGE_CALLBACK_BATCH
-each), so a callback leaves at most that much later.
+CHARGE_CALLBACK_PUBLISH_LINGER_MS, or CHARGE_CALLBACK_BATCH deliveries if that comes first, as one
+task per receiver (deliveries_send), so a callback leaves at most the linger later.
 
 Nothing is lost when the process dies first: the rows were committed marked queued, and the
 dispatch sweep sends such a delivery once the callbacks queue is empty and it has waited
@@ -65,12 +65,15 @@ class DeliveryPublisher:
         return len(due)
 
     def _serve(self) -> None:
+        batch = settings.CHARGE_CALLBACK_BATCH
         while True:
             with self._ready:
                 while not self._due:
                     self._ready.wait()
-            # The requests of the next few ms join this batch.
-            time.sleep(self.linger_s)
+                # The requests of the linger join this batch, unless it is full before.
+                until = time.monotonic() + self.linger_s
+                while len(self._due) < batch and (left := until - time.monotonic()) > 0:
+                    self._ready.wait(left)
             self.flush()
 
 

@@ -73,3 +73,14 @@ def test_what_a_process_holds_is_published_on_flush(sent: SentTasks, linger: flo
 
     assert delivery_publisher().flush() == 2
     assert sent.request_ids == [str(item.request_id) for item in due]
+
+
+def test_a_full_batch_leaves_before_the_linger(sent: SentTasks, settings: Any, linger: float) -> None:
+    settings.CHARGE_CALLBACK_BATCH = 2
+    due = [DueDelivery(request_id=uuid.uuid4(), url=CALLBACK, due_at=timezone.now()) for _ in range(2)]
+    started = time.monotonic()
+
+    delivery_publisher().submit(due)
+    wait_for(lambda: len(sent.request_ids) == 2)
+
+    assert time.monotonic() - started < linger

@@ -7,10 +7,11 @@ station burst after a quiet minute without letting anyone exceed the sustained r
 
 A process takes its tokens a few at a time (a lease) and spends them itself: one Redis round trip
 per lease instead of one per request (~0.2 ms of an accepted request's ~1.8 ms CPU, README
-"Benchmarks"). A lease is at most LEASE_S worth of the rate and a tenth of the burst, and what is
-left of it after LEASE_S is dropped, so no process sits on tokens another one needs: the limit is
-still the one bucket every api process shares, exact to within a lease (one token for a client
-whose burst is under 20).
+"Benchmarks"). A lease is at most LEASE_S worth of the rate and a tenth of the burst; what is left
+of it after LEASE_S goes back into the bucket with the process's next take, so a client sending at
+its rate through several processes is never refused for tokens a lease took and did not spend. The
+limit is the one bucket every api process shares: no token is spent twice, and at most a lease per
+process (one token for a client whose burst is under 20) waits in a process instead of the bucket.
 """
 
 from __future__ import annotations
@@ -28,22 +29,24 @@ from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 
-LEASE_S = 0.05
+LEASE_S = 0.1
 LEASE_MAX = 100
 # Leases of clients that stopped calling are dropped together once there are this many.
 _LEASES_MAX = 10_000
 
-# KEYS[1] bucket; ARGV: rate (tokens/s), burst, now (s, float), tokens wanted. Returns {granted,
-# wait_ms}: up to the tokens wanted while the bucket holds a whole one, else 0 and the wait for one.
+# KEYS[1] bucket; ARGV: rate (tokens/s), burst, now (s, float), tokens wanted, tokens given back (an
+# expired lease's). Returns {granted, wait_ms}: up to the tokens wanted while the bucket holds a
+# whole one, else 0 and the wait for one.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local wanted = tonumber(ARGV[4])
+local returned = tonumber(ARGV[5])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate + returned)
 local granted = 0
 local wait_ms = 0
 if tokens >= 1 then
@@ -106,9 +109,13 @@ def rate_limit_take(*, client_id: int, rate_per_s: float, burst: int) -> RateDec
         if lease is not None and lease.tokens > 0 and time.monotonic() < lease.until:
             lease.tokens -= 1
             return ALLOWED
+        # Expired or spent: what is left goes back with this take.
+        returned = _leases.pop(client_id).tokens if lease is not None else 0
     wanted = lease_size(rate_per_s=rate_per_s, burst=burst)
     try:
-        granted, wait_ms = _take(f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}", wanted)
+        granted, wait_ms = _take(
+            f"charge:rate:{client_id}", rate_per_s, burst, f"{time.time():.6f}", wanted, returned
+        )
     except redis.RedisError as exc:
         # An unreachable Redis must not take the API down with it; the limit is a guard, not a gate.
         logger.warning("rate_limit_unavailable", client_id=client_id, error=repr(exc))

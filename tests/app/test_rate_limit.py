@@ -29,7 +29,7 @@ def bucket_tokens(client_id: int) -> float:
 
 def test_a_lease_is_a_few_tokens_of_the_shared_bucket_spent_without_asking_redis(client_id: int) -> None:
     lease = lease_size(rate_per_s=1000, burst=2000)
-    assert lease == 50
+    assert lease == 100
 
     assert rate_limit_take(client_id=client_id, rate_per_s=1000, burst=2000).allowed
     after_first = bucket_tokens(client_id)
@@ -51,21 +51,38 @@ def test_a_small_burst_is_taken_one_token_at_a_time(client_id: int) -> None:
     assert answers[2].retry_after_s >= 1
 
 
-def test_what_is_left_of_a_lease_is_dropped_after_its_time(
+def test_what_an_expired_lease_did_not_spend_goes_back_to_the_bucket(client_id: int) -> None:
+    assert lease_size(rate_per_s=100, burst=200) == 10
+    rate_limit_take(client_id=client_id, rate_per_s=100, burst=200)  # a lease of 10, one spent
+    assert bucket_tokens(client_id) == pytest.approx(190, abs=1)
+    ratelimit._leases[client_id].until = 0.0  # its time is up with 9 unspent
+
+    rate_limit_take(client_id=client_id, rate_per_s=100, burst=200)
+
+    # 190 + the 9 back (+ a moment's refill, capped at the burst) - the next lease of 10
+    assert bucket_tokens(client_id) == pytest.approx(189, abs=1)
+    assert ratelimit._leases[client_id].tokens == 9
+
+
+def test_a_client_at_its_rate_through_four_processes_is_never_refused(
     client_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ratelimit, "LEASE_S", 0.01)
-    rate_limit_take(client_id=client_id, rate_per_s=100, burst=200)
-    at_first = redis_client().hget(f"charge:rate:{client_id}", "at")
-    time.sleep(0.05)
+    # Four processes' leases (10 tokens each), taking turns at the client's full rate for 1.5 s: each
+    # lease expires with ~7 unspent, which must not be taken from the client.
+    assert lease_size(rate_per_s=100, burst=100) == 10
+    leases: list[dict[int, object]] = [{}, {}, {}, {}]
+    refused = 0
+    started = time.monotonic()
+    for n in range(150):
+        monkeypatch.setattr(ratelimit, "_leases", leases[n % 4])
+        refused += not rate_limit_take(client_id=client_id, rate_per_s=100, burst=100).allowed
+        time.sleep(max(0.0, started + (n + 1) / 100 - time.monotonic()))
 
-    rate_limit_take(client_id=client_id, rate_per_s=100, burst=200)
-
-    assert redis_client().hget(f"charge:rate:{client_id}", "at") != at_first
+    assert refused == 0
 
 
 def test_a_lease_never_holds_more_than_the_bucket_gave(client_id: int) -> None:
-    assert lease_size(rate_per_s=100, burst=200) == 5
+    assert lease_size(rate_per_s=100, burst=200) == 10
     redis_client().hset(f"charge:rate:{client_id}", mapping={"tokens": 2, "at": f"{time.time():.6f}"})
 
     assert rate_limit_take(client_id=client_id, rate_per_s=100, burst=200).allowed

@@ -188,6 +188,10 @@ CHARGE_BRIDGE_SESSION_TIMEOUT_MS = env.int("CHARGE_BRIDGE_SESSION_TIMEOUT_MS", d
 CHARGE_BRIDGE_BACKPRESSURE_MS = env.int("CHARGE_BRIDGE_BACKPRESSURE_MS", default=250)
 # Messages per bridge batch: one bulk insert and one commit per batch.
 CHARGE_BRIDGE_BATCH = env.int("CHARGE_BRIDGE_BATCH", default=500)
+# A fetch is answered once the broker holds this much for the bridge, or after this wait (workers/
+# bridge.py says how they were chosen).
+CHARGE_BRIDGE_FETCH_MIN_BYTES = env.int("CHARGE_BRIDGE_FETCH_MIN_BYTES", default=8192)
+CHARGE_BRIDGE_FETCH_WAIT_MS = env.int("CHARGE_BRIDGE_FETCH_WAIT_MS", default=10)
 # Request ids per charging.authorize task: the bridge cuts each polled batch into chunks of this many
 # (a quiet poll gives a task of one). Celery's own cost is per task, so larger chunks spread it over
 # more decisions; README "Benchmarks" has the measurement behind the default.

@@ -71,8 +71,6 @@ TOPIC_WAIT_S = 60.0
 # a write to the broker's offsets log, once per quiet batch it was a good share of the broker's CPU.
 # A crash re-reads at most this much more, which every step of a batch makes harmless.
 COMMIT_INTERVAL_S = 0.5
-# About 20 messages of ~400 bytes.
-FETCH_MIN_BYTES = 8192
 # How often the backpressure wait looks at the authorize queue again.
 BACKPRESSURE_POLL_S = 0.01
 # A database that is away: the batch is read again, never set aside or handed on.
@@ -186,8 +184,8 @@ class Bridge:
             # The broker answers a fetch once it holds this much for us, or after the wait: under load
             # one fetch carries tens of messages instead of one or two (each fetch costs the broker
             # CPU), and a quiet partition's message waits at most the 10 ms.
-            "fetch.min.bytes": FETCH_MIN_BYTES,
-            "fetch.wait.max.ms": 10,
+            "fetch.min.bytes": settings.CHARGE_BRIDGE_FETCH_MIN_BYTES,
+            "fetch.wait.max.ms": settings.CHARGE_BRIDGE_FETCH_WAIT_MS,
             # Notice new partitions (scaling out, a topic created late) within seconds, not 5 minutes.
             "topic.metadata.refresh.interval.ms": 10_000,
             "on_commit": self._on_commit,

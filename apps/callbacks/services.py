@@ -153,16 +153,10 @@ def deliveries_send(
     return len(sent)
 
 
-def deliveries_create(
-    *, decided: Sequence[DecidedRequest], publish: Callable[[Sequence[DueDelivery]], object] | None = None
-) -> int:
-    """The one delivery of each decision that has a callback URL, in one INSERT.
-
-    Call inside the transaction that records the decisions; their tasks are queued once it commits,
-    by `publish` when given (the api's batching publisher), else at once.
-    """
+def delivery_rows(*, decided: Sequence[DecidedRequest]) -> list[CallbackDelivery]:
+    """The unsaved delivery of each decision that has a callback URL, marked queued."""
     now = timezone.now()
-    rows = [
+    return [
         CallbackDelivery(
             request_id=item.request_id,
             client_id=item.client_id,
@@ -175,14 +169,37 @@ def deliveries_create(
         for item in decided
         if item.callback_url
     ]
-    if not rows:
-        return 0
-    CallbackDelivery.objects.bulk_create(rows)
-    due = [DueDelivery(request_id=row.request_id, url=row.url, due_at=now) for row in rows]
+
+
+def deliveries_queue_on_commit(
+    rows: Sequence[CallbackDelivery], *, publish: Callable[[Sequence[DueDelivery]], object] | None = None
+) -> None:
+    """Queue the deliver tasks of stored rows once the transaction commits (in autocommit: now), by
+    `publish` when given (the api's batching publisher), else at once."""
+    due = [
+        DueDelivery(request_id=row.request_id, url=row.url, due_at=row.next_attempt_at or timezone.now())
+        for row in rows
+    ]
+    if not due:
+        return
     if publish is None:
         transaction.on_commit(lambda: deliveries_send(due=due, marked=True))
     else:
         transaction.on_commit(lambda: publish(due))
+
+
+def deliveries_create(
+    *, decided: Sequence[DecidedRequest], publish: Callable[[Sequence[DueDelivery]], object] | None = None
+) -> int:
+    """The one delivery of each decision that has a callback URL, in one INSERT.
+
+    Call inside the transaction that records the decisions; their tasks are queued once it commits.
+    """
+    rows = delivery_rows(decided=decided)
+    if not rows:
+        return 0
+    CallbackDelivery.objects.bulk_create(rows)
+    deliveries_queue_on_commit(rows, publish=publish)
     return len(rows)
 
 

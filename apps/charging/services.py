@@ -18,7 +18,12 @@ from django.utils import timezone
 from apps.access.policy import Decision, Reason, Status
 from apps.access.services import authorization_decide, authorizations_decide
 from apps.callbacks.publisher import deliveries_publish_soon
-from apps.callbacks.services import DecidedRequest, deliveries_create
+from apps.callbacks.services import (
+    DecidedRequest,
+    deliveries_create,
+    deliveries_queue_on_commit,
+    delivery_rows,
+)
 from apps.charging.idempotency import (
     body_fingerprint,
     idempotency_complete,
@@ -498,6 +503,35 @@ def charging_requests_requeue_stale(*, older_than: timedelta, limit: int = 1000)
     return len(stale)
 
 
+def _insert_statement(row: Any) -> tuple[str, list[Any]]:
+    """One model instance's INSERT, with the values Django would save (defaults, auto_now)."""
+    fields = row._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields]
+    holes = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {row._meta.db_table} ({columns}) VALUES ({holes})", values  # noqa: S608
+
+
+def _rows_insert_at_once(rows: Sequence[Any]) -> None:
+    """Store a decision and its delivery together, in as few round trips as the database allows.
+
+    PostgreSQL: one statement, the first INSERT in a WITH clause (every data-modifying statement of
+    a WITH runs to completion, and the statement commits or fails whole), so a sync decision with a
+    callback is one round trip in autocommit instead of BEGIN, two INSERTs and COMMIT. Elsewhere
+    (SQLite): the INSERTs in one transaction; a single row is one autocommitted INSERT either way.
+    """
+    if len(rows) == 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic() if len(rows) > 1 else contextlib.nullcontext():
+            for row in rows:
+                row.save(force_insert=True)
+        return
+    statements = [_insert_statement(row) for row in rows]
+    ctes = ", ".join(f"stored_{n} AS ({sql})" for n, (sql, _) in enumerate(statements[:-1]))
+    params = [value for _, values in statements for value in values]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} {statements[-1][0]}", params)
+
+
 def charging_request_decide_sync(
     *,
     client: ApiClient | None,
@@ -515,25 +549,23 @@ def charging_request_decide_sync(
         decision = Decision(Status.UNKNOWN, Reason.TIMEOUT)
     else:
         decision = authorization_decide(station_id=station_id, driver_token=driver_token, at=now)
-    # With a callback, the decision and its delivery commit together. Without one the decision is a
-    # single INSERT, durable on its own in autocommit, without a BEGIN and a COMMIT round trip each.
-    with transaction.atomic() if callback_url else contextlib.nullcontext():
-        request = ChargingRequest.objects.create(
-            request_id=uuid.uuid4(),
-            client=client,
-            station_id=station_id,
-            driver_token=driver_token,
-            callback_url=callback_url,
-            source=source,
-            status=decision.status.value,
-            reason=decision.reason.value,
-            requested_at=requested_at,
-            decided_at=now,
-            deadline=deadline,
-        )
-        structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
-        if callback_url:
-            deliveries_create(decided=[decided_request_of(request)], publish=deliveries_publish_soon)
+    request = ChargingRequest(
+        request_id=uuid.uuid4(),
+        client=client,
+        station_id=station_id,
+        driver_token=driver_token,
+        callback_url=callback_url,
+        source=source,
+        status=decision.status.value,
+        reason=decision.reason.value,
+        requested_at=requested_at,
+        decided_at=now,
+        deadline=deadline,
+    )
+    structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
+    deliveries = delivery_rows(decided=[decided_request_of(request)]) if callback_url else []
+    _rows_insert_at_once([request, *deliveries])
+    deliveries_queue_on_commit(deliveries, publish=deliveries_publish_soon)
     decision_observe(
         status=decision.status.value,
         reason=decision.reason.value,

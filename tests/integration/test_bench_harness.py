@@ -146,7 +146,7 @@ def _run_harness(argv: list[str], *, env: dict[str, str], timeout: float) -> tup
 
 @pytest.mark.timeout(300)
 def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) -> None:
-    """benchmarks/hot_paths.py at a tiny size: it starts and stops its own Redis and PostgreSQL."""
+    """benchmarks/hot_paths.py at a tiny size: it starts and stops its own Redis, PostgreSQL and Kafka."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
     argv = [sys.executable, "-m", "benchmarks.hot_paths", "--calls", "20", "--out", str(tmp_path)]
     returncode, stdout, stderr = _run_harness(argv, env=env, timeout=240)
@@ -158,7 +158,7 @@ def test_hot_paths_measure_each_path_on_services_of_their_own(tmp_path: Path) ->
         for size in BATCH_SIZES
         for path in ("decide", "deliver", "store", "store_decided")
     }
-    assert set(results) == {"sync_authorize", "send_task", *batched}
+    assert set(results) == {"sync_authorize", "sync_callback", "accept", "send_task", *batched}
     for name, figures in results.items():
         assert figures["calls"] == 20, name
         assert figures["cpu_ms_per_call"] > 0, name

@@ -15,7 +15,7 @@ from apps.access.services import acl_insert
 from apps.callbacks.models import CallbackDelivery
 from apps.callbacks.services import deliveries_dispatch_due
 from tests.integration.conftest import Pipeline
-from tests.stack import free_port
+from tests.stack import free_port, wait_until
 
 STATION = "9e0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "SYNC-CALLBACK-TOKEN-0123"
@@ -56,10 +56,15 @@ def test_with_the_broker_away_the_caller_still_gets_the_decision(pipeline: Pipel
     assert answer.status_code == 200, answer.text
     request_id = answer.json()["request_id"]
     assert answer.json()["status"] == "allowed"
-    # Committed with its delivery, not marked as queued: the dispatch sweep sends it once the
-    # broker is back (here: this process's broker, the real one), and a worker delivers it.
-    delivery = CallbackDelivery.objects.get(request_id=request_id)
-    assert (delivery.status, delivery.dispatched_at) == ("pending", None)
+
+    # Committed with its delivery, marked queued; the api's publisher, refused by the broker, unmarks
+    # it, and the dispatch sweep sends it once the broker is back (here: this process's broker, the
+    # real one), and a worker delivers it.
+    def unmarked() -> bool:
+        delivery = CallbackDelivery.objects.get(request_id=request_id)
+        return (delivery.status, delivery.dispatched_at) == ("pending", None)
+
+    wait_until(unmarked, timeout=30, what="the refused delivery unmarked by the api's publisher")
     pipeline.start_worker(queues="callbacks", pool="threads", concurrency=2)
     assert deliveries_dispatch_due(queue_empty=True) >= 1
     [callback] = pipeline.receiver.wait_for(request_id)

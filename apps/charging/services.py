@@ -207,22 +207,27 @@ def _request_ids(fetched: Sequence[Sequence[Any]]) -> set[uuid.UUID]:
     return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in fetched}
 
 
+def _insert_sql(rows: Sequence[Any]) -> tuple[str, list[Any]]:
+    """One INSERT of model instances of one model, with the values Django would save (defaults,
+    auto_now): for the statements the ORM cannot write (ON CONFLICT … RETURNING, a WITH clause)."""
+    meta = rows[0]._meta
+    fields = meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    holes = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows for f in fields]
+    sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES {', '.join([holes] * len(rows))}"  # noqa: S608
+    return sql, params
+
+
 def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
     """INSERT rows in one statement, skipping ids already stored; returns the ids this call inserted.
 
     Django's bulk_create(ignore_conflicts=True) cannot say which rows it inserted, and which ones
     did is what gives each request exactly one decision and one delivery here.
     """
-    fields = ChargingRequest._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    holes = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows for f in fields]
-    sql = (
-        f"INSERT INTO {ChargingRequest._meta.db_table} ({columns}) "  # noqa: S608 - names from the model
-        f"VALUES {', '.join([holes] * len(rows))} ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-    )
+    sql, params = _insert_sql(rows)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"{sql} ON CONFLICT (request_id) DO NOTHING RETURNING request_id", params)
         return _request_ids(cursor.fetchall())
 
 
@@ -503,15 +508,6 @@ def charging_requests_requeue_stale(*, older_than: timedelta, limit: int = 1000)
     return len(stale)
 
 
-def _insert_statement(row: Any) -> tuple[str, list[Any]]:
-    """One model instance's INSERT, with the values Django would save (defaults, auto_now)."""
-    fields = row._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields]
-    holes = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {row._meta.db_table} ({columns}) VALUES ({holes})", values  # noqa: S608
-
-
 def _rows_insert_at_once(rows: Sequence[Any]) -> None:
     """Store a decision and its delivery together, in as few round trips as the database allows.
 
@@ -525,7 +521,7 @@ def _rows_insert_at_once(rows: Sequence[Any]) -> None:
             for row in rows:
                 row.save(force_insert=True)
         return
-    statements = [_insert_statement(row) for row in rows]
+    statements = [_insert_sql([row]) for row in rows]
     ctes = ", ".join(f"stored_{n} AS ({sql})" for n, (sql, _) in enumerate(statements[:-1]))
     params = [value for _, values in statements for value in values]
     with connection.cursor() as cursor:

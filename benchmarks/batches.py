@@ -3,7 +3,8 @@
 Each worker serves `charge_task_batch_size{task="authorize"|"deliver"}` on its own metrics port
 (CHARGE_WORKER_METRICS_PORT), the bridge `charge_bridge_batch_size` on CHARGE_BRIDGE_METRICS_PORT;
 `charge_decision_batch_size` (requests per set-wise decision) comes from whichever decided: the
-bridge inline (CHARGE_BRIDGE_DECIDES) or an authorize task.
+bridge inline (CHARGE_BRIDGE_DECIDES) or an authorize task; `charge_callback_batch_size{by="bridge"}`
+counts the first attempts the bridge made itself (CHARGE_BRIDGE_CALLBACK_THREADS).
 A histogram's _sum and _count only grow, so the difference of two scrapes is what happened between
 them: requests (or deliveries) carried, tasks (or polls) run, and their mean.
 """
@@ -21,6 +22,7 @@ BATCH_KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "decide": ("charge_decision_batch_size", {}),
     "authorize": ("charge_task_batch_size", {"task": "authorize"}),
     "deliver": ("charge_task_batch_size", {"task": "deliver"}),
+    "deliver_bridge": ("charge_callback_batch_size", {"by": "bridge"}),
     "bridge_poll": ("charge_bridge_batch_size", {}),
 }
 

@@ -105,7 +105,8 @@ def phase_ladder(ctx: PhaseContext) -> dict[str, Any]:
             "batch_sizes": batches,
             "batch_sizes_means": "decide: requests per set-wise decision (bridge or task); authorize: "
             "requests per charging.authorize task; deliver: deliveries "
-            "per callbacks.deliver task; bridge_poll: messages per bridge batch (one poll); from the "
+            "per callbacks.deliver task; deliver_bridge: first attempts per batch the bridge made "
+            "itself; bridge_poll: messages per bridge batch (one poll); from the "
             "histograms' _sum and _count scraped before the step and after its drain",
             "metrics_scrape_errors": scrape_errors,
             "cpu_ms_per_task": _cpu_ms_per_task(cpu, batches),

@@ -136,6 +136,7 @@ def _batches(ax: Any, document: dict[str, Any]) -> None:
         for kind, label in (
             ("decide", "requests per decision"),
             ("deliver", "deliveries per deliver task"),
+            ("deliver_bridge", "first attempts per bridge batch"),
             ("bridge_poll", "messages per bridge poll"),
         ):
             values = [get(s, "batch_sizes", kind, "mean") for s in steps]

@@ -35,6 +35,10 @@ PROCESS_ORDER = (
 HARNESS = ("harness_loadgen", "harness_receiver")
 
 
+# The ladder table's batch columns, in order.
+BATCH_COLUMNS = ("decide", "deliver", "deliver_bridge", "bridge_poll")
+
+
 def stem(*, started_at: datetime, sha: str, scale: str, database: str = "postgres") -> str:
     """<date>-<commit>[-<scale>][-sqlite]: the report's file name without its suffix."""
     out = f"{started_at:%Y-%m-%d}-{(sha or 'nocommit')[:7]}"
@@ -100,7 +104,7 @@ def ladder_table(phases: dict[str, Any]) -> list[str]:
     seen = {name for s in steps for name in (s.get("cpu_ms_per_decision") or {}) if name not in HARNESS}
     processes = [p for p in PROCESS_ORDER if p in seen] + sorted(seen - set(PROCESS_ORDER))
     head = ["offered/s", "decisions/s", "e2e p50 ms", "e2e p99 ms", "unknown", "keeps up", "stack CPU ms"]
-    head += [f"{p} ms" for p in processes] + ["batch: decide", "deliver", "bridge poll"]
+    head += [f"{p} ms" for p in processes] + ["batch: decide", "deliver", "deliver in bridge", "bridge poll"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in steps:
         cpu = s.get("cpu_ms_per_decision") or {}
@@ -114,7 +118,7 @@ def ladder_table(phases: dict[str, Any]) -> list[str]:
             "yes" if s.get("keeps_up") else "**no**",
             number_text(s.get("stack_cpu_ms_per_decision")),
             *(number_text(cpu.get(p)) for p in processes),
-            *(number_text(get(batches, kind, "mean")) for kind in ("decide", "deliver", "bridge_poll")),
+            *(number_text(get(batches, kind, "mean")) for kind in BATCH_COLUMNS),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

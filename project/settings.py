@@ -201,6 +201,10 @@ CHARGE_AUTHORIZE_BATCH = env.int("CHARGE_AUTHORIZE_BATCH", default=100)
 # side-by-side figures). Should deciding fail, the batch goes to charging.authorize tasks as with
 # this off; off: every batch does (deciding then scales with authorize workers, not bridges).
 CHARGE_BRIDGE_DECIDES = env.bool("CHARGE_BRIDGE_DECIDES", default=True)
+# Threads in which the bridge makes the first attempt of the callbacks it decided, instead of a
+# callbacks.deliver task per batch (apps/callbacks/first_attempts.py; retries stay with the callbacks
+# worker); 0 hands every one to the callbacks worker.
+CHARGE_BRIDGE_CALLBACK_THREADS = env.int("CHARGE_BRIDGE_CALLBACK_THREADS", default=4)
 # Seconds from acceptance after which a request is decided `unknown/timeout`.
 CHARGE_DECISION_TIMEOUT_S = env.float("CHARGE_DECISION_TIMEOUT_S", default=10.0)
 # The overdue sweep leaves a pending row this long past its deadline for a busy worker to decide.

@@ -2,7 +2,8 @@
 
 Per polled batch: decode every message; store the valid ones, chunk by chunk of up to
 CHARGE_AUTHORIZE_BATCH, with their decisions (CHARGE_BRIDGE_DECIDES, the default: one ACL read,
-one INSERT idempotent on request_id, one of the deliveries; callbacks.deliver tasks on commit), or
+one INSERT idempotent on request_id, one of the deliveries; on commit the bridge's own threads
+make each callback's first attempt, CHARGE_BRIDGE_CALLBACK_THREADS, and retries are tasks), or
 as pending rows with one `charging.authorize` task per chunk (the setting off, or a chunk that
 could not be decided here); set aside what cannot be stored (a malformed message, or one the
 database refuses, found by halving the batch) to the dead-letter topic, logged as `invalid` where
@@ -39,6 +40,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from redis import RedisError
 
+from apps.callbacks.first_attempts import FirstAttempts
 from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
 from apps.charging.producer import WITHDRAWN_KEY
 from apps.charging.services import (
@@ -142,6 +144,9 @@ class Bridge:
         # The Celery broker's Redis (its queue lengths), which need not be REDIS_URL's.
         self._broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
         self._dlq_errors: list[KafkaError] = []
+        # The first attempt of each callback it decided, made beside the loop (none: deliver tasks).
+        threads = settings.CHARGE_BRIDGE_CALLBACK_THREADS
+        self.first_attempts = FirstAttempts(threads=threads, by="bridge") if threads > 0 else None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -254,6 +259,8 @@ class Bridge:
             self._consumer.close()
             if self.dlq_producer is not None:
                 self.dlq_producer.flush(5)
+            if self.first_attempts is not None:
+                self.first_attempts.close()
             logger.info("bridge_stopped")
 
     def _poll(self) -> Batch:
@@ -456,7 +463,9 @@ class Bridge:
         chunks = chunks_of(consumed, settings.CHARGE_AUTHORIZE_BATCH)
         for done, chunk in enumerate(chunks):
             try:
-                undecided += charging_requests_store_decided(consumed=chunk)
+                undecided += charging_requests_store_decided(
+                    consumed=chunk, first_attempts=self.first_attempts
+                )
                 DECISION_BATCH_SIZE.labels(by="bridge").observe(len(chunk))
             except UNSTORABLE_ERRORS:
                 refused += self._store_pending(list(chunk))
@@ -495,8 +504,7 @@ class Bridge:
             return self._store_halving(consumed[:middle]) + self._store_halving(consumed[middle:])
         return []
 
-    @staticmethod
-    def _decide(request_ids: list[uuid.UUID]) -> None:
+    def _decide(self, request_ids: list[uuid.UUID]) -> None:
         """Rows the decided store found stored before (pending, or decided already): decide them here.
 
         The same set-wise service as the authorize task, so a redelivered batch or a task that also
@@ -505,7 +513,7 @@ class Bridge:
         """
         for chunk in chunks_of(request_ids, settings.CHARGE_AUTHORIZE_BATCH):
             try:
-                charging_requests_decide(request_ids=chunk)
+                charging_requests_decide(request_ids=chunk, first_attempts=self.first_attempts)
             except Exception as exc:  # noqa: BLE001 - whatever failed, the tasks take over
                 logger.warning("bridge_decide_failed", count=len(chunk), error=repr(exc)[:300])
                 close_old_connections()

@@ -21,7 +21,7 @@ from apps.charging.services import (
     charging_requests_expire_overdue,
     charging_requests_requeue_stale,
 )
-from apps.monitoring.metrics import DECISION_BATCH_SIZE, TASK_BATCH_SIZE
+from apps.monitoring.metrics import CALLBACK_BATCH_SIZE, DECISION_BATCH_SIZE, TASK_BATCH_SIZE
 from project.kv import redis_client
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
@@ -79,6 +79,7 @@ def deliver(self: Task, *, request_ids: list[str] | None = None, request_id: str
     """One attempt of each due delivery of a batch (one receiver's); the schedule lives in the database."""
     ids = _ids(request_ids, request_id)
     TASK_BATCH_SIZE.labels(task="deliver").observe(len(ids))
+    CALLBACK_BATCH_SIZE.labels(by="task").observe(len(ids))
     try:
         return sum(deliveries_attempt(request_ids=ids).values())
     except (OperationalError, InterfaceError) as exc:

@@ -153,8 +153,9 @@ def deliveries_send(
     return len(sent)
 
 
-def delivery_rows(*, decided: Sequence[DecidedRequest]) -> list[CallbackDelivery]:
-    """The unsaved delivery of each decision that has a callback URL, marked queued."""
+def delivery_rows(*, decided: Sequence[DecidedRequest], queued: bool = True) -> list[CallbackDelivery]:
+    """The unsaved delivery of each decision that has a callback URL, marked queued (or, for a
+    first attempt made in this process, not: no task will wait for it, so the sweep may send it)."""
     now = timezone.now()
     return [
         CallbackDelivery(
@@ -164,7 +165,7 @@ def delivery_rows(*, decided: Sequence[DecidedRequest]) -> list[CallbackDelivery
             body=callback_body(decided=item),
             next_attempt_at=now,
             # Its task is queued once this commits (deliveries_send unmarks it if the broker refuses).
-            dispatched_at=now,
+            dispatched_at=now if queued else None,
         )
         for item in decided
         if item.callback_url
@@ -189,13 +190,18 @@ def deliveries_queue_on_commit(
 
 
 def deliveries_create(
-    *, decided: Sequence[DecidedRequest], publish: Callable[[Sequence[DueDelivery]], object] | None = None
+    *,
+    decided: Sequence[DecidedRequest],
+    publish: Callable[[Sequence[DueDelivery]], object] | None = None,
+    queued: bool = True,
 ) -> int:
     """The one delivery of each decision that has a callback URL, in one INSERT.
 
-    Call inside the transaction that records the decisions; their tasks are queued once it commits.
+    Call inside the transaction that records the decisions; once it commits their tasks are
+    queued, or they go to `publish` (a batching publisher; with `queued` off, first attempts made
+    in this process, apps/callbacks/first_attempts.py).
     """
-    rows = delivery_rows(decided=decided)
+    rows = delivery_rows(decided=decided, queued=queued)
     if not rows:
         return 0
     CallbackDelivery.objects.bulk_create(rows)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.access.policy import Decision, Reason, Status
 from apps.access.services import authorization_decide, authorizations_decide
+from apps.callbacks.first_attempts import FirstAttempts
 from apps.callbacks.publisher import deliveries_publish_soon
 from apps.callbacks.services import (
     DecidedRequest,
@@ -231,7 +232,18 @@ def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
         return _request_ids(cursor.fetchall())
 
 
-def charging_requests_store_decided(*, consumed: Sequence[Consumed]) -> list[uuid.UUID]:
+def _deliveries_create(decided: Sequence[DecidedRequest], first_attempts: FirstAttempts | None) -> None:
+    """The batch's deliveries: their first attempt made by `first_attempts` (the bridge's threads)
+    once the transaction commits, else by callbacks.deliver tasks queued then."""
+    if first_attempts is None:
+        deliveries_create(decided=decided)
+    else:
+        deliveries_create(decided=decided, publish=first_attempts.submit, queued=False)
+
+
+def charging_requests_store_decided(
+    *, consumed: Sequence[Consumed], first_attempts: FirstAttempts | None = None
+) -> list[uuid.UUID]:
     """The bridge's batch stored already decided: returns the ids that were stored before.
 
     One ACL read for the batch's pairs and the pure decide() per message (one past its deadline is
@@ -253,7 +265,7 @@ def charging_requests_store_decided(*, consumed: Sequence[Consumed]) -> list[uui
     with transaction.atomic():
         won = _insert_new(rows)
         decided = [row for row in rows if row.request_id in won]
-        deliveries_create(decided=[decided_request_of(row) for row in decided])
+        _deliveries_create([decided_request_of(row) for row in decided], first_attempts)
     _decided_announce([(row.request_id, row.source, row.requested_at) for row in decided], decisions, at=at)
     return [row.request_id for row in rows if row.request_id not in won]
 
@@ -379,7 +391,12 @@ def _decisions_record(decisions: dict[uuid.UUID, Decision], *, at: datetime) -> 
         return _request_ids(cursor.fetchall())
 
 
-def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_failed: bool = False) -> int:
+def charging_requests_decide(
+    *,
+    request_ids: Sequence[str | uuid.UUID],
+    backend_failed: bool = False,
+    first_attempts: FirstAttempts | None = None,
+) -> int:
     """The authorize task's work: decide a batch of pending requests set-wise; returns how many it decided.
 
     One read of the rows still pending, one ACL read for all their (station, token) pairs, the pure
@@ -404,8 +421,8 @@ def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_
     with transaction.atomic():
         won = _decisions_record(decisions, at=at)
         decided = [row for row in pending if row.request_id in won]
-        deliveries_create(
-            decided=[
+        _deliveries_create(
+            [
                 DecidedRequest(
                     request_id=row.request_id,
                     client_id=row.client_id,
@@ -418,7 +435,8 @@ def charging_requests_decide(*, request_ids: Sequence[str | uuid.UUID], backend_
                     decided_at=at,
                 )
                 for row in decided
-            ]
+            ],
+            first_attempts,
         )
     _decided_announce([(row.request_id, row.source, row.requested_at) for row in decided], decisions, at=at)
     return len(decided)

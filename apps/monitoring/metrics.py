@@ -74,6 +74,12 @@ DECISION_BATCH_SIZE = Histogram(
     ["by"],
     buckets=_BATCH_BUCKETS,
 )
+CALLBACK_BATCH_SIZE = Histogram(
+    "charge_callback_batch_size",
+    "Deliveries one batch of attempts carried, by who made it (a callbacks.deliver task or the bridge).",
+    ["by"],
+    buckets=_BATCH_BUCKETS,
+)
 TASK_BATCH_SIZE = Histogram(
     "charge_task_batch_size",
     "Requests (charging.authorize) or deliveries (callbacks.deliver) one task carried, by task.",
@@ -157,6 +163,7 @@ def exported_metric_names() -> set[str]:
         BRIDGE_MESSAGES,
         BRIDGE_BATCH_FAILURES,
         TASK_BATCH_SIZE,
+        CALLBACK_BATCH_SIZE,
         DECISION_BATCH_SIZE,
         DECISIONS,
         DECISION_LATENCY_SECONDS,

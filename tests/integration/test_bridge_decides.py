@@ -19,14 +19,19 @@ from apps.charging.models import ChargingRequest
 from apps.charging.services import Consumed, charging_requests_store
 from tests.conftest import Endpoint
 from tests.integration.conftest import Pipeline
+from tests.receiver import CallbackReceiver, Reply
 from tests.stack import wait_until
 
 STATION = "2b7e151e-8a4f-4c1d-9f0e-6a5d3c2b1a09"
 TOKEN = "BRIDGE-DECIDES-TOKEN-0123"
 
 
-def _accept(pipeline: Pipeline, client: Client, count: int) -> list[str]:
-    body = {"station_id": STATION, "driver_token": TOKEN, "callback_url": pipeline.receiver.url()}
+def _accept(pipeline: Pipeline, client: Client, count: int, *, callback_url: str | None = None) -> list[str]:
+    body = {
+        "station_id": STATION,
+        "driver_token": TOKEN,
+        "callback_url": callback_url or pipeline.receiver.url(),
+    }
     ids = []
     for _ in range(count):
         response = pipeline.post_json(client, "/api/v1/charging-requests", body)
@@ -55,6 +60,44 @@ def test_the_bridge_decides_without_any_authorize_worker(pipeline: Pipeline, cli
     log = bridge.log_path.read_text()
     assert all(request_id in log for request_id in ids)
     assert '"requests_decided"' in log
+
+
+def test_the_bridge_makes_the_first_attempt_and_a_callbacks_worker_the_retry(
+    pipeline: Pipeline, client: Client
+) -> None:
+    pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
+    bridge = pipeline.start_bridge()
+
+    # No callbacks worker at all: the bridge's own threads POST the first attempt.
+    ids = _accept(pipeline, client, 3)
+    for request_id in ids:
+        [callback] = pipeline.receiver.wait_for(request_id)
+        assert (callback.json["status"], callback.json["reason"]) == ("allowed", "granted")
+    assert '"callback_batch"' in bridge.log_path.read_text()
+
+    # A receiver that fails the first time: its retry is a callbacks.deliver task, which waits in
+    # the queue until a callbacks worker runs.
+    answers = iter([Reply(status=500)])
+    flaky = CallbackReceiver(lambda received: next(answers, Reply())).start()
+    try:
+        [request_id] = _accept(pipeline, client, 1, callback_url=flaky.url("/flaky"))
+        wait_until(
+            lambda: CallbackDelivery.objects.filter(
+                request_id=request_id, attempts=1, status="retrying"
+            ).exists(),
+            timeout=30,
+            what="the bridge's first attempt to fail",
+        )
+        pipeline.start_worker(queues="callbacks")
+        assert len(flaky.wait_for(request_id, count=2)) == 2
+        wait_until(
+            lambda: CallbackDelivery.objects.filter(request_id=request_id, status="delivered").exists(),
+            timeout=30,
+            what="the retry to be recorded delivered",
+        )
+        assert CallbackDelivery.objects.get(request_id=request_id).attempts == 2
+    finally:
+        flaky.stop()
 
 
 @pytest.fixture

@@ -97,10 +97,14 @@ def test_one_grep_follows_a_request_through_every_process(
 
     assert {line["event"] for line in found["api"]} >= {"request_accepted"}
     # One line per stage: the bridge's and the workers' lines are per batch and list its requests.
-    # The bridge decides what it stored (CHARGE_BRIDGE_DECIDES), the callbacks worker delivers it.
-    assert [line["event"] for line in found["bridge"]] == ["requests_decided", "requests_bridged"]
-    by_task = [(line.get("task"), line["event"]) for line in found["worker"]]
-    assert by_task == [("callbacks.deliver", "callback_batch")]
+    # The bridge decides what it stored (CHARGE_BRIDGE_DECIDES) and makes the first attempt of its
+    # callback from its own threads (CHARGE_BRIDGE_CALLBACK_THREADS): that line may come first.
+    assert sorted(line["event"] for line in found["bridge"]) == [
+        "callback_batch",
+        "requests_bridged",
+        "requests_decided",
+    ]
+    assert found["worker"] == []
     # Every line that names the request names it in a field of its own, as one JSON object: the
     # request_id of the api's lines, the request_ids of a batch's.
     for lines in found.values():
@@ -108,8 +112,15 @@ def test_one_grep_follows_a_request_through_every_process(
             assert line.get("request_id") == request_id or request_id in line["request_ids"], line
 
 
+@pytest.fixture
+def first_attempts_by_the_worker(pipeline: Pipeline) -> None:
+    """The callbacks worker makes every attempt (the bridge makes the first by default), so its
+    pool's metrics have a delivery to show. Listed before `observed`, which starts the processes."""
+    pipeline.env["CHARGE_BRIDGE_CALLBACK_THREADS"] = "0"
+
+
 def test_the_bridge_and_a_prefork_worker_serve_their_metrics(
-    pipeline: Pipeline, client: Client, observed: dict[str, int]
+    pipeline: Pipeline, client: Client, first_attempts_by_the_worker: None, observed: dict[str, int]
 ) -> None:
     pipeline.post_json(client, "/api/insertACL/", {"station_id": STATION, "driver_token": TOKEN})
     accepted = pipeline.post_json(

@@ -30,6 +30,11 @@ charge_bridge_batch_size_count 2.0
 charge_decision_batch_size_bucket{by="bridge",le="+Inf"} 3.0
 charge_decision_batch_size_sum{by="bridge"} 90.0
 charge_decision_batch_size_count{by="bridge"} 3.0
+# HELP charge_callback_batch_size Deliveries one batch of attempts carried.
+# TYPE charge_callback_batch_size histogram
+charge_callback_batch_size_bucket{by="bridge",le="+Inf"} 2.0
+charge_callback_batch_size_sum{by="bridge"} 3.0
+charge_callback_batch_size_count{by="bridge"} 2.0
 """
 
 
@@ -39,6 +44,7 @@ def test_each_kind_is_read_from_whichever_process_serves_it() -> None:
         "decide": (90.0, 3.0),
         "authorize": (120.0, 10.0),
         "deliver": (40.0, 4.0),
+        "deliver_bridge": (3.0, 2.0),
         "bridge_poll": (120.0, 2.0),
     }
 

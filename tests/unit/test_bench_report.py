@@ -205,5 +205,5 @@ def test_the_markdown_has_the_three_tables() -> None:
     ladder_head = next(line for line in text.splitlines() if line.startswith("| offered/s"))
     assert "| api ms | authorize ms | kafka ms |" in ladder_head
     assert "harness" not in ladder_head
-    assert "| 400 | 396 | 8 | 25 | 0 | yes | 3.5 | 1 | 1.5 | 0.5 | 30 | 15 | 60 |" in text
+    assert "| 400 | 396 | 8 | 25 | 0 | yes | 3.5 | 1 | 1.5 | 0.5 | 30 | 15 | - | 60 |" in text
     assert "| yes, stretch no |" in text

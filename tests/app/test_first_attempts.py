@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.access.services import acl_insert
 from apps.callbacks import first_attempts as module
 from apps.callbacks.first_attempts import FirstAttempts
-from apps.callbacks.models import CallbackDelivery
+from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.services import DueDelivery, deliveries_dispatch_due
 from apps.charging.messages import ChargeRequestV1
 from apps.charging.services import Consumed, charging_requests_store_decided
@@ -76,6 +76,9 @@ def test_a_decided_batch_gets_its_first_attempt_here_without_a_task(
     deliveries = CallbackDelivery.objects.filter(request_id__in=_ids(batch))
     assert sorted(d.status for d in deliveries) == ["delivered"] * 3
     assert [d.attempts for d in deliveries] == [1, 1, 1]
+    assert sorted((str(a.delivery_id), a.number, a.http_status) for a in CallbackAttempt.objects.all()) == [
+        (rid, 1, 200) for rid in _ids(batch)
+    ]
 
 
 def test_rows_whose_process_died_before_the_attempt_are_the_sweeps(

@@ -27,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
+from apps.core.tasks import PING_TASK
 from benchmarks.processes import (
     REPO,
     GroupSampler,
@@ -82,7 +83,7 @@ def measure(
     worker = Process(f"worker-{pool}", argv, work / f"floor-worker-{pool}.log", env).start()
     try:
         warm = f"floor-{run}-warm-up"
-        current_app.send_task("ops.ping", kwargs={"nonce": warm}, queue=QUEUE)
+        current_app.send_task(PING_TASK, kwargs={"nonce": warm}, queue=QUEUE)
 
         def warmed() -> bool:
             worker.ensure_running()
@@ -95,7 +96,7 @@ def measure(
         with current_app.producer_or_acquire() as producer:
             for i in range(tasks):
                 current_app.send_task(
-                    "ops.ping", kwargs={"nonce": f"floor-{run}-{i}"}, queue=QUEUE, producer=producer
+                    PING_TASK, kwargs={"nonce": f"floor-{run}-{i}"}, queue=QUEUE, producer=producer
                 )
 
         def all_done() -> bool:

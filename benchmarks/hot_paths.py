@@ -53,6 +53,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from apps.core.tasks import AUTHORIZE_TASK
 from benchmarks.processes import REPO, Process, free_port, local_service, small_report_write, wait_until
 
 # A task of one (a quiet poll), and the batch sizes of a busy pipeline.
@@ -313,9 +314,7 @@ def _run(calls: int, work: Path, only: set[str]) -> dict[str, Any]:
         one = _pending(seeded, calls + max(calls // 10, 10), callback_url)
 
         def send_task(i: int) -> None:
-            current_app.send_task(
-                "charging.authorize", kwargs={"request_ids": one[i : i + 1]}, queue=BENCH_QUEUE
-            )
+            current_app.send_task(AUTHORIZE_TASK, kwargs={"request_ids": one[i : i + 1]}, queue=BENCH_QUEUE)
 
         if "send_task" in only:
             results["send_task"] = _measure("send_task", calls, send_task)

@@ -200,7 +200,7 @@ def settle(ctx: PhaseContext, label: str, *, max_wait_s: float = 600.0) -> dict[
     """
     import redis
 
-    from workers.tasks import AUTHORIZE_QUEUE, CALLBACKS_QUEUE
+    from apps.core.tasks import queue_lengths
 
     client = redis.Redis.from_url(ctx.stack.env["REDIS_URL"])
     started = time.monotonic()
@@ -208,7 +208,7 @@ def settle(ctx: PhaseContext, label: str, *, max_wait_s: float = 600.0) -> dict[
     shown = started
     try:
         while True:
-            backlog = {queue: int(client.llen(queue)) for queue in (AUTHORIZE_QUEUE, CALLBACKS_QUEUE)}
+            backlog = queue_lengths(client)
             backlog["unacked"] = int(client.hlen(CELERY_UNACKED_KEY))
             waited = time.monotonic() - started
             if not any(backlog.values()) or waited >= limit:

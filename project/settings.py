@@ -12,6 +12,14 @@ import environ
 import structlog
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.core.tasks import (
+    AUTHORIZE_QUEUE,
+    CALLBACKS_QUEUE,
+    DISPATCH_DUE_TASK,
+    EXPIRE_OVERDUE_TASK,
+    REQUEUE_STALE_TASK,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(environ.Env().str("CHARGE_LOCAL_DIR", default=str(BASE_DIR / ".local")))
 
@@ -291,17 +299,17 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # One task per pool slot, not the default 4: tasks carry batches, and a backlog must stay in the
 # broker's queue, where the bridge sees it and lets the next batch grow (CHARGE_BRIDGE_BACKPRESSURE_MS).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
-CELERY_TASK_DEFAULT_QUEUE = "authorize"
+CELERY_TASK_DEFAULT_QUEUE = AUTHORIZE_QUEUE
 CELERY_TASK_ROUTES = {
-    "charging.*": {"queue": "authorize"},
-    "callbacks.*": {"queue": "callbacks"},
-    "ops.*": {"queue": "authorize"},
+    "charging.*": {"queue": AUTHORIZE_QUEUE},
+    "callbacks.*": {"queue": CALLBACKS_QUEUE},
+    "ops.*": {"queue": AUTHORIZE_QUEUE},
 }
 # The database is the schedule (next_attempt_at, deadlines); beat only wakes the sweeps.
 CELERY_BEAT_SCHEDULE = {
-    "expire-overdue": {"task": "charging.expire_overdue", "schedule": 5.0},
-    "requeue-stale": {"task": "charging.requeue_stale", "schedule": 5.0},
-    "dispatch-due-callbacks": {"task": "callbacks.dispatch_due", "schedule": 5.0},
+    "expire-overdue": {"task": EXPIRE_OVERDUE_TASK, "schedule": 5.0},
+    "requeue-stale": {"task": REQUEUE_STALE_TASK, "schedule": 5.0},
+    "dispatch-due-callbacks": {"task": DISPATCH_DUE_TASK, "schedule": 5.0},
 }
 # Keep Django's LOGGING (JSON lines) in workers instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

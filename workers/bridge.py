@@ -53,6 +53,8 @@ from apps.charging.services import (
     charging_requests_store_decided,
     chunks_of,
 )
+from apps.core.kv import redis_client
+from apps.core.tasks import queue_lengths
 from apps.monitoring.exposition import multiprocess_dir
 from apps.monitoring.metrics import (
     BRIDGE_BATCH_FAILURES,
@@ -61,8 +63,6 @@ from apps.monitoring.metrics import (
     BRIDGE_MESSAGES,
     DECISION_BATCH_SIZE,
 )
-from project.kv import redis_client
-from workers.tasks import AUTHORIZE_QUEUE, CALLBACKS_QUEUE
 
 logger = structlog.get_logger(__name__)
 
@@ -379,10 +379,7 @@ class Bridge:
             try:
                 # Callbacks too: their tasks are cut from the authorize batches, so a callbacks
                 # backlog also calls for bigger batches upstream.
-                with self._broker.pipeline(transaction=False) as pipe:
-                    pipe.llen(AUTHORIZE_QUEUE)
-                    pipe.llen(CALLBACKS_QUEUE)
-                    waiting = sum(int(n) for n in pipe.execute())
+                waiting = sum(queue_lengths(self._broker).values())
             except RedisError:
                 return  # the publish just worked; a broker hiccup here is no reason to stop
             if waiting == 0:

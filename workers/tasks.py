@@ -21,15 +21,24 @@ from apps.charging.services import (
     charging_requests_expire_overdue,
     charging_requests_requeue_stale,
 )
+from apps.core.kv import redis_client
+from apps.core.tasks import (
+    AUTHORIZE_QUEUE,
+    AUTHORIZE_TASK,
+    CALLBACKS_QUEUE,
+    DELIVER_TASK,
+    DISPATCH_DUE_TASK,
+    EXPIRE_OVERDUE_TASK,
+    PING_TASK,
+    REQUEUE_STALE_TASK,
+    queue_lengths,
+)
 from apps.monitoring.metrics import CALLBACK_BATCH_SIZE, DECISION_BATCH_SIZE, TASK_BATCH_SIZE
-from project.kv import redis_client
 
 # While the database is unreachable the authorize task retries at this pace; once the request's
 # deadline has passed, the next successful run records unknown/backend_unavailable.
 DB_RETRY_DELAY_S = 1.0
 DB_MAX_RETRIES = 600
-AUTHORIZE_QUEUE = "authorize"
-CALLBACKS_QUEUE = "callbacks"
 
 
 @task_prerun.connect
@@ -44,7 +53,7 @@ def _queue_length(queue: str) -> int:
     """Messages waiting in a Celery queue on the Redis broker (a Redis list named after the queue)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
     try:
-        return int(client.llen(queue))
+        return queue_lengths(client, [queue])[queue]
     finally:
         client.close()
 
@@ -54,7 +63,7 @@ def _ids(request_ids: list[str] | None, request_id: str | None) -> list[str]:
     return list(request_ids or []) + ([request_id] if request_id else [])
 
 
-@shared_task(name="charging.authorize", bind=True, max_retries=DB_MAX_RETRIES)
+@shared_task(name=AUTHORIZE_TASK, bind=True, max_retries=DB_MAX_RETRIES)
 def authorize(
     self: Task,
     *,
@@ -74,7 +83,7 @@ def authorize(
         ) from exc
 
 
-@shared_task(name="callbacks.deliver", bind=True, max_retries=DB_MAX_RETRIES)
+@shared_task(name=DELIVER_TASK, bind=True, max_retries=DB_MAX_RETRIES)
 def deliver(self: Task, *, request_ids: list[str] | None = None, request_id: str | None = None) -> int:
     """One attempt of each due delivery of a batch (one receiver's); the schedule lives in the database."""
     ids = _ids(request_ids, request_id)
@@ -88,13 +97,13 @@ def deliver(self: Task, *, request_ids: list[str] | None = None, request_id: str
         raise self.retry(kwargs={"request_ids": ids}, countdown=DB_RETRY_DELAY_S, exc=exc) from exc
 
 
-@shared_task(name="charging.expire_overdue")
+@shared_task(name=EXPIRE_OVERDUE_TASK)
 def expire_overdue() -> int:
     """Beat: pending requests past their deadline (plus a grace for busy workers) → unknown/timeout."""
     return charging_requests_expire_overdue(grace=timedelta(seconds=settings.CHARGE_OVERDUE_GRACE_S))
 
 
-@shared_task(name="charging.requeue_stale")
+@shared_task(name=REQUEUE_STALE_TASK)
 def requeue_stale() -> int:
     """Beat: pending requests whose task was lost with a killed worker get another task.
 
@@ -106,13 +115,13 @@ def requeue_stale() -> int:
     return charging_requests_requeue_stale(older_than=timedelta(seconds=settings.CHARGE_REQUEUE_AFTER_S))
 
 
-@shared_task(name="callbacks.dispatch_due")
+@shared_task(name=DISPATCH_DUE_TASK)
 def dispatch_due() -> int:
     """Beat: enqueue an attempt for every callback delivery whose next attempt is due."""
     return deliveries_dispatch_due(queue_empty=_queue_length(CALLBACKS_QUEUE) == 0)
 
 
-@shared_task(name="ops.ping")
+@shared_task(name=PING_TASK)
 def ping(*, nonce: str) -> None:
     """Record in Redis that a worker ran this task: how tests and operators see a live worker."""
     redis_client().set(f"charge:ping:{nonce}", socket.gethostname(), ex=300)

@@ -13,6 +13,8 @@ import structlog
 from celery.signals import task_postrun, task_prerun, worker_init
 from django.conf import settings
 
+from apps.core.tasks import SWEEP_TASKS
+
 
 @task_prerun.connect
 def _bind_task_context(task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any) -> None:
@@ -37,10 +39,6 @@ def _serve_worker_metrics(**_: Any) -> None:
     from apps.monitoring.exposition import metrics_server_start  # noqa: PLC0415 - Django is set up by now
 
     metrics_server_start(port=settings.CHARGE_WORKER_METRICS_PORT, process="worker")
-
-
-# The beat-driven sweeps (workers/tasks.py); each returns how many rows it handled.
-SWEEP_TASKS = frozenset({"charging.expire_overdue", "charging.requeue_stale", "callbacks.dispatch_due"})
 
 
 class IdleSweepFilter(logging.Filter):

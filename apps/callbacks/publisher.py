@@ -16,7 +16,6 @@ CHARGE_CALLBACK_REDISPATCH_IDLE_S (docs/operations.md). A process that stops pub
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -25,16 +24,13 @@ from django.conf import settings
 from django.db import connection
 
 from apps.callbacks.services import DueDelivery, deliveries_send
-
-_lock = threading.Lock()
-_publisher: DeliveryPublisher | None = None
+from apps.core.process import PerProcess
 
 
 class DeliveryPublisher:
     """A buffer of committed deliveries and the thread that publishes it."""
 
     def __init__(self, *, linger_s: float) -> None:
-        self.pid = os.getpid()
         self.linger_s = linger_s
         self._due: list[DueDelivery] = []
         self._ready = threading.Condition()
@@ -77,17 +73,18 @@ class DeliveryPublisher:
             self.flush()
 
 
+def _publisher_start() -> DeliveryPublisher:
+    started = DeliveryPublisher(linger_s=settings.CHARGE_CALLBACK_PUBLISH_LINGER_MS / 1000)
+    atexit.register(started.flush)
+    return started
+
+
+# This process's publisher, created on first use (a forked child never shares its parent's).
+_publisher: PerProcess[DeliveryPublisher] = PerProcess(_publisher_start)
+
+
 def delivery_publisher() -> DeliveryPublisher:
-    """This process's publisher, created on first use (a forked child never shares its parent's)."""
-    global _publisher  # noqa: PLW0603 - the per-process singleton is the point
-    current = _publisher
-    if current is not None and current.pid == os.getpid():
-        return current
-    with _lock:
-        if _publisher is None or _publisher.pid != os.getpid():
-            _publisher = DeliveryPublisher(linger_s=settings.CHARGE_CALLBACK_PUBLISH_LINGER_MS / 1000)
-            atexit.register(_publisher.flush)
-        return _publisher
+    return _publisher.get()
 
 
 def deliveries_publish_soon(due: Sequence[DueDelivery]) -> None:

@@ -33,11 +33,11 @@ from apps.callbacks.schedule import next_attempt_at
 from apps.callbacks.signing import signature_header
 from apps.callbacks.urlguard import CallbackRefused, CheckedTarget, callback_target_check
 from apps.clients.models import ApiClient
+from apps.core.tasks import DELIVER_TASK
 from apps.monitoring.metrics import CALLBACK_ENQUEUE_FAILURES, callback_attempt_observe
 
 logger = structlog.get_logger(__name__)
 
-DELIVER_TASK = "callbacks.deliver"
 # Retries due within this many seconds are queued at once with a countdown (prompt, and well under
 # the broker's visibility timeout); later ones wait in the database for callbacks.dispatch_due.
 COUNTDOWN_MAX_S = 30

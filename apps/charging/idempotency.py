@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 
-from project.kv import redis_client
+from apps.core.kv import redis_client
 
 KEY_MAX = 255
 

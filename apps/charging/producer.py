@@ -23,13 +23,12 @@ from django.conf import settings
 from redis import RedisError
 
 from apps.charging.messages import ChargeRequestV1
+from apps.core.kv import redis_client
+from apps.core.process import PerProcess
 from apps.monitoring.metrics import KAFKA_PRODUCE_FAILURES, KAFKA_PRODUCE_SECONDS
-from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 
-_lock = threading.Lock()
-_producer: RequestProducer | None = None
 # After a failure, requests within this window are refused at once instead of each waiting out the
 # timeout: while the broker is down every api thread would otherwise be held ~1.5 s per request, and
 # the queue in front of the api would grow until callers time out without any answer.
@@ -96,16 +95,13 @@ class RequestProducer:
         self.producer.flush(0)
 
 
+# This process's producer. A forked child (gunicorn worker) never reuses its parent's.
+_producer: PerProcess[RequestProducer] = PerProcess(RequestProducer)
+
+
 def producer_get() -> RequestProducer:
-    """This process's producer. A forked child (gunicorn worker) never reuses its parent's."""
-    global _producer  # noqa: PLW0603 - the per-process singleton is the point
-    current = _producer
-    if current is not None and current.pid == os.getpid():
-        return current
-    with _lock:
-        if _producer is None or _producer.pid != os.getpid():
-            _producer = RequestProducer()
-        return _producer
+    """This process's producer, built on first use."""
+    return _producer.get()
 
 
 def _broker_down_mark() -> None:
@@ -115,12 +111,11 @@ def _broker_down_mark() -> None:
 
 def producer_reset() -> None:
     """Drop this process's producer (its settings changed, as in tests); the next request builds one."""
-    global _producer, _broker_down_until  # noqa: PLW0603
-    with _lock:
-        producer, _producer = _producer, None
-        # A new producer (new settings) owes nothing to the old one's failures.
-        _broker_down_until = 0.0
-    if producer is not None and producer.pid == os.getpid():
+    global _broker_down_until  # noqa: PLW0603
+    producer = _producer.take()
+    # A new producer (new settings) owes nothing to the old one's failures.
+    _broker_down_until = 0.0
+    if producer is not None:
         producer.close()
 
 

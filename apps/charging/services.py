@@ -35,11 +35,10 @@ from apps.charging.messages import ChargeRequestV1, MalformedMessage
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import request_produce
 from apps.clients.models import ApiClient
+from apps.core.tasks import AUTHORIZE_TASK
 from apps.monitoring.metrics import decision_observe
 
 logger = structlog.get_logger(__name__)
-
-AUTHORIZE_TASK = "charging.authorize"
 
 
 def charging_request_accept(

@@ -25,7 +25,7 @@ import redis
 import structlog
 from redis.commands.core import Script
 
-from project.kv import redis_client
+from apps.core.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from apps.charging.selectors import charging_requests_pending_counts
+from apps.core.tasks import queue_lengths
 from apps.monitoring.metrics import SCRAPE_GAUGES
 
 logger = structlog.get_logger(__name__)
@@ -125,10 +126,7 @@ class PipelineStateCollector:
             broker, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
         )
         try:
-            pipe = client.pipeline(transaction=False)
-            for queue in queues:
-                pipe.llen(queue)
-            return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
+            return queue_lengths(client, queues)
         finally:
             client.close()
 

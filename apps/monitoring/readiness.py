@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import connection
 from kafka import KafkaAdminClient
 
+from apps.core.kv import redis_client
 from apps.monitoring.metrics import READINESS_FAILURES
-from project.kv import redis_client
 
 logger = structlog.get_logger(__name__)
 

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from django.test import Client
 
-from apps.callbacks.services import DELIVER_TASK
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient, ApiKey
+from apps.core.tasks import DELIVER_TASK
 
 # Valid identifiers in the forms DESIGN.md "Identifiers and validation" accepts.
 STATION = "5d1b6f3c-8a52-4c1e-9f0a-2b7d4e6c8a10"

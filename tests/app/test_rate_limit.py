@@ -10,7 +10,7 @@ import pytest
 
 from apps.clients import ratelimit
 from apps.clients.ratelimit import lease_size, rate_limit_leases_clear, rate_limit_take
-from project.kv import redis_client
+from apps.core.kv import redis_client
 
 
 @pytest.fixture

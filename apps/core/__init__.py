@@ -1,0 +1,1 @@
+"""What every app shares and none owns: the lowest floor, importing no other app."""

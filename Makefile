@@ -23,11 +23,11 @@ install-python:
 run: install  ## start the whole stack in the foreground (Ctrl-C stops it); DB=postgres for PostgreSQL
 	@bash compose/local/run.sh
 
-test: install install-browser  ## ruff, mypy and every pytest layer against real Kafka, Redis and PostgreSQL
+test: install install-browser  ## ruff, mypy, the import layers and every pytest layer against real Kafka, Redis and PostgreSQL
 	@bash compose/local/test.sh
 
-lint: install-python  ## ruff format check and lint only
-	@ruff format --check . && ruff check .
+lint: install-python  ## ruff format check, lint and the import layers (lint-imports)
+	@ruff format --check . && ruff check . && lint-imports
 
 typecheck: install-python  ## mypy only
 	@SECRET_KEY=typecheck mypy .

@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "apps.callbacks",
     "apps.clients",
     "apps.api",
+    "apps.monitoring",
+    # The Celery app, its tasks and the bridge, with its run_bridge command.
+    "workers",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import redis
 import structlog
@@ -21,7 +22,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from apps.charging.selectors import charging_requests_pending_counts
 from apps.core.tasks import queue_lengths
 from apps.monitoring.metrics import SCRAPE_GAUGES
 
@@ -61,6 +61,17 @@ def metrics_server_start(*, port: int, process: str) -> bool:
     return True
 
 
+# How many decision-log rows are pending and how many of them overdue, at a moment: the app that
+# owns the log registers its reader here (apps.charging's ready()), so monitoring imports no app.
+PendingCounts = Callable[[datetime], tuple[int, int]]
+_pending_counts_reader: PendingCounts | None = None
+
+
+def pending_counts_register(reader: PendingCounts) -> None:
+    global _pending_counts_reader  # noqa: PLW0603 - one reader per process, set once at start-up
+    _pending_counts_reader = reader
+
+
 def _celery_queues() -> list[str]:
     routes = settings.CELERY_TASK_ROUTES.values()
     return sorted({route["queue"] for route in routes} | {settings.CELERY_TASK_DEFAULT_QUEUE})
@@ -80,13 +91,16 @@ class PipelineStateCollector:
         errors = GaugeMetricFamily(
             "charge_scrape_errors", SCRAPE_GAUGES["charge_scrape_errors"], labels=["source"]
         )
+        counts: tuple[int, int] | None = None
         try:
-            pending, overdue = self._pending_counts()
+            counts = self._pending_counts()
         except DatabaseError as exc:
             logger.warning("metrics_state_unavailable", source="database", error=repr(exc))
             errors.add_metric(["database"], 1)
         else:
             errors.add_metric(["database"], 0)
+        if counts is not None:
+            pending, overdue = counts
             yield GaugeMetricFamily(
                 "charge_requests_pending", SCRAPE_GAUGES["charge_requests_pending"], value=pending
             )
@@ -109,12 +123,14 @@ class PipelineStateCollector:
         yield errors
 
     @staticmethod
-    def _pending_counts() -> tuple[int, int]:
+    def _pending_counts() -> tuple[int, int] | None:
+        if _pending_counts_reader is None:
+            return None
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL statement_timeout = {STATE_QUERY_TIMEOUT_MS}")
-            return charging_requests_pending_counts(now=timezone.now())
+            return _pending_counts_reader(timezone.now())
 
     @staticmethod
     def _queue_lengths() -> dict[str, int]:

@@ -23,6 +23,8 @@ step "ruff check"
 ruff check .
 step "mypy"
 mypy .
+step "lint-imports (the layers in pyproject.toml)"
+lint-imports
 step "pytest ${PYTEST_ARGS:-}"
 # --durations: every run ends with its slowest tests, where time work starts.
 # shellcheck disable=SC2086

@@ -72,9 +72,8 @@ from apps.api.v1.acl_schemas import (
     TokenPage,
     TokenPatch,
     TokenQuery,
-    ValidationErrorOut,
 )
-from apps.api.v1.schemas import ErrorOut
+from apps.api.v1.schemas import ErrorOut, ValidationErrorOut
 from apps.clients.auth import ApiKeyAuth
 from apps.clients.models import Scope
 

@@ -54,18 +54,6 @@ def _left_out(**field: Any) -> Any:
     return Field(None, json_schema_extra=_no_default, **field)
 
 
-class FieldErrorOut(Schema):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorOut(Schema):
-    """422: every bad field, `loc` ending in the field's name."""
-
-    detail: list[FieldErrorOut]
-
-
 class PageQuery(Schema):
     cursor: Text | None = Field(None, description="next_cursor of the previous page; omit for the first")
     limit: int = Field(PAGE_LIMIT_DEFAULT, ge=1, le=PAGE_LIMIT_MAX)

@@ -211,7 +211,7 @@ def authorize(request: HttpRequest, body: StationTokenIn) -> AuthorizeOut:
     )
     return AuthorizeOut(
         request_id=logged.request_id,
-        status=decision.status.value,
+        status=decision.status,
         reason=decision.reason.value,
         message=decision_message(decision.status, decision.reason),
         expires_at=decision.expires_at,

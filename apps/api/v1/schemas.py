@@ -11,9 +11,11 @@ from ninja.errors import ValidationError
 from pydantic import field_validator
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.policy import Status
 from apps.callbacks.urlguard import callback_url_check
 
-RequestStatus = Literal["pending", "allowed", "not_allowed", "unknown", "invalid"]
+# The decision statuses, as the policy defines them (one vocabulary for the log, the API and the tasks).
+RequestStatus = Status
 
 
 class ErrorOut(Schema):

@@ -259,6 +259,9 @@ CHARGE_RATE_LIMIT_PER_S = env.float("CHARGE_RATE_LIMIT_PER_S", default=100.0)
 CHARGE_RATE_BURST_S = env.float("CHARGE_RATE_BURST_S", default=2.0)
 # How long an api process trusts a key it verified; also the longest delay between revoke and refusal.
 CHARGE_API_KEY_CACHE_S = env.float("CHARGE_API_KEY_CACHE_S", default=60.0)
+# How long a process reuses a client it read to sign callbacks (its secrets): a rotation signs with the
+# new secret at most this much later (the previous one stays valid through the rotation window).
+CHARGE_CLIENT_CACHE_S = env.float("CHARGE_CLIENT_CACHE_S", default=5.0)
 # Idempotency-Key answers are replayed for this long.
 CHARGE_IDEMPOTENCY_TTL_S = env.int("CHARGE_IDEMPOTENCY_TTL_S", default=24 * 3600)
 

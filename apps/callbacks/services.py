@@ -33,6 +33,8 @@ from apps.callbacks.schedule import next_attempt_at
 from apps.callbacks.signing import signature_header
 from apps.callbacks.urlguard import CallbackRefused, CheckedTarget, callback_target_check
 from apps.clients.models import ApiClient
+from apps.clients.selectors import api_clients_by_id
+from apps.core.sql import insert_sql, placeholders
 from apps.core.tasks import DELIVER_TASK
 from apps.monitoring.metrics import CALLBACK_ENQUEUE_FAILURES, callback_attempt_observe
 
@@ -229,10 +231,6 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _in(count: int) -> str:
-    return ", ".join(["%s"] * count)
-
-
 def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[_Claimed]:
     """Take the due, open deliveries among `request_ids` for one attempt each, in one statement.
 
@@ -242,9 +240,10 @@ def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[_Claimed]:
     """
     table = CallbackDelivery._meta.db_table
     lease_until = now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S)
+    ids = placeholders(len(request_ids))
     sql = (
         f"UPDATE {table} SET next_attempt_at = %s, dispatched_at = NULL "  # noqa: S608 - names from the model
-        f"WHERE request_id IN ({_in(len(request_ids))}) AND status IN (%s, %s) AND next_attempt_at <= %s "
+        f"WHERE request_id IN ({ids}) AND status IN (%s, %s) AND next_attempt_at <= %s "
         "RETURNING request_id, client_id, url, body, attempts"
     )
     adapt = connection.ops.adapt_datetimefield_value
@@ -292,9 +291,7 @@ def _outcome(
 def _attempts_make(claimed: Sequence[_Claimed]) -> list[_Result]:
     """Check every target, sign every body, POST the batch concurrently; one result per delivery."""
     now = timezone.now()
-    clients = {
-        c.pk: c for c in ApiClient.objects.filter(pk__in={c.client_id for c in claimed if c.client_id})
-    }
+    clients = api_clients_by_id(c.client_id for c in claimed if c.client_id)
     timestamp = int(time.time())
     # One SSRF check per receiver and client (the allow-list is the client's) instead of one per delivery.
     targets: dict[tuple[tuple[str, str, int], int | None], CheckedTarget | CallbackRefused] = {}
@@ -364,7 +361,9 @@ def _typed(sql_type: str) -> str:
 
 
 def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uuid.UUID]) -> None:
-    """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together.
+    """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together:
+    on PostgreSQL one statement (the INSERT in a WITH clause, so both commit or neither, in one
+    round trip instead of BEGIN, two statements and COMMIT), elsewhere one transaction.
 
     `queued`: deliveries whose next attempt is queued right after this, with a countdown; they are
     marked as having a task waiting in the same statement.
@@ -394,28 +393,32 @@ def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uu
         for key, value in zip(keys, values, strict=True):
             params += [key, value]
     table = CallbackDelivery._meta.db_table
-    sql = (
+    update = (
         f"UPDATE {table} SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608
-        f"WHERE request_id IN ({_in(len(keys))})"
+        f"WHERE request_id IN ({placeholders(len(keys))})"
     )
     params += [adapt(now), *keys]
-    with transaction.atomic():
-        CallbackAttempt.objects.bulk_create(
-            [
-                CallbackAttempt(
-                    delivery_id=r.claimed.request_id,
-                    number=r.claimed.number,
-                    started_at=r.started_at,
-                    duration_ms=r.duration_ms,
-                    http_status=r.http_status,
-                    error=r.error,
-                    response_excerpt=r.excerpt,
-                )
-                for r in results
-            ]
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    insert, insert_params = insert_sql(
+        [
+            CallbackAttempt(
+                delivery_id=r.claimed.request_id,
+                number=r.claimed.number,
+                started_at=r.started_at,
+                duration_ms=r.duration_ms,
+                http_status=r.http_status,
+                error=r.error,
+                response_excerpt=r.excerpt,
+            )
+            for r in results
+        ]
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH recorded AS ({insert}) {update}", insert_params + params)
+            return
+        with transaction.atomic():
+            cursor.execute(insert, insert_params)
+            cursor.execute(update, params)
 
 
 def deliveries_attempt(*, request_ids: Sequence[str | uuid.UUID]) -> dict[str, int]:

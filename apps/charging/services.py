@@ -35,6 +35,7 @@ from apps.charging.messages import ChargeRequestV1, MalformedMessage
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import request_produce
 from apps.clients.models import ApiClient
+from apps.core.sql import insert_sql
 from apps.core.tasks import AUTHORIZE_TASK
 from apps.monitoring.metrics import decision_observe
 
@@ -146,17 +147,17 @@ class Consumed:
     offset: int
 
 
-def _rows_of(consumed: Sequence[Consumed]) -> list[ChargingRequest]:
-    """Pending rows of a batch; a client_id the database does not know (deleted meanwhile) is dropped."""
-    known_clients = set(
-        ApiClient.objects.filter(
-            pk__in={c.message.client_id for c in consumed if c.message.client_id}
-        ).values_list("pk", flat=True)
+def _rows_of(consumed: Sequence[Consumed], *, clients_checked: bool = True) -> list[ChargingRequest]:
+    """Pending rows of a batch; a client_id the database does not know (deleted meanwhile) is
+    dropped, after one read of the batch's clients (`clients_checked`, else taken as sent)."""
+    sent = {c.message.client_id for c in consumed if c.message.client_id}
+    known = (
+        set(ApiClient.objects.filter(pk__in=sent).values_list("pk", flat=True)) if clients_checked else sent
     )
     return [
         ChargingRequest(
             request_id=c.message.request_id,
-            client_id=c.message.client_id if c.message.client_id in known_clients else None,
+            client_id=c.message.client_id if c.message.client_id in known else None,
             station_id=c.message.station_id,
             driver_token=c.message.driver_token,
             callback_url=c.message.callback_url,
@@ -207,25 +208,13 @@ def _request_ids(fetched: Sequence[Sequence[Any]]) -> set[uuid.UUID]:
     return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in fetched}
 
 
-def _insert_sql(rows: Sequence[Any]) -> tuple[str, list[Any]]:
-    """One INSERT of model instances of one model, with the values Django would save (defaults,
-    auto_now): for the statements the ORM cannot write (ON CONFLICT … RETURNING, a WITH clause)."""
-    meta = rows[0]._meta
-    fields = meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    holes = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows for f in fields]
-    sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES {', '.join([holes] * len(rows))}"  # noqa: S608
-    return sql, params
-
-
 def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
     """INSERT rows in one statement, skipping ids already stored; returns the ids this call inserted.
 
     Django's bulk_create(ignore_conflicts=True) cannot say which rows it inserted, and which ones
     did is what gives each request exactly one decision and one delivery here.
     """
-    sql, params = _insert_sql(rows)
+    sql, params = insert_sql(rows)
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} ON CONFLICT (request_id) DO NOTHING RETURNING request_id", params)
         return _request_ids(cursor.fetchall())
@@ -246,21 +235,59 @@ def charging_requests_store_decided(
     """The bridge's batch stored already decided: returns the ids that were stored before.
 
     One ACL read for the batch's pairs and the pure decide() per message (one past its deadline is
-    unknown/timeout), then, in one transaction, one INSERT of the rows with their decisions (rows
-    already there are left alone) and one of the deliveries of the rows it inserted; callbacks
-    are queued once it commits. No row is written pending and read back, so a decision costs
-    half the statements of storing and then deciding. A row that was there already (a batch read
+    unknown/timeout), then the rows with their decisions and the deliveries: on PostgreSQL in one
+    round trip (_store_decided_at_once), should that find a row stored before or a client gone,
+    and on SQLite, in one transaction of an INSERT that leaves rows already there alone and one
+    of the deliveries of the rows it inserted (_store_decided). Callbacks are queued once it
+    commits. No row is written pending and read back. A row that was there already (a batch read
     twice, or stored by a bridge that did not decide) keeps its own values and is decided, if
     still pending, by charging_requests_decide on the ids returned.
     """
     if not consumed:
         return []
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        try:
+            return _store_decided_at_once(_rows_of(consumed, clients_checked=False), first_attempts)
+        except IntegrityError:
+            pass  # a row stored before (a batch read twice), or a client deleted since: one at a time
+    return _store_decided(_rows_of(consumed), first_attempts)
+
+
+def _decisions_set(rows: Sequence[ChargingRequest]) -> tuple[datetime, dict[uuid.UUID, Decision]]:
     at = timezone.now()
-    rows = _rows_of(consumed)
     decisions = _decisions_of(rows, at=at)
     for row in rows:
         decision = decisions[row.request_id]
         row.status, row.reason, row.decided_at = decision.status.value, decision.reason.value, at
+    return at, decisions
+
+
+def _store_decided_at_once(
+    rows: list[ChargingRequest], first_attempts: FirstAttempts | None
+) -> list[uuid.UUID]:
+    """PostgreSQL, the usual batch (new rows of known clients): the decided rows and their
+    deliveries in one round trip, both INSERTs in one query string (one implicit transaction:
+    both commit or neither). The api wrote each client_id from a key it had just verified, so the
+    clients are not read first. A row stored before fails the primary key, a client deleted since
+    the foreign key (at the commit: Django's are deferred), and nothing of the batch is written.
+    """
+    at, decisions = _decisions_set(rows)
+    deliveries = delivery_rows(
+        decided=[decided_request_of(row) for row in rows], queued=first_attempts is None
+    )
+    statements = [insert_sql(rows), *([insert_sql(deliveries)] if deliveries else [])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
+        )
+    deliveries_queue_on_commit(deliveries, publish=first_attempts.submit if first_attempts else None)
+    _decided_announce([(row.request_id, row.source, row.requested_at) for row in rows], decisions, at=at)
+    return []
+
+
+def _store_decided(rows: list[ChargingRequest], first_attempts: FirstAttempts | None) -> list[uuid.UUID]:
+    """One transaction: the rows not stored before, then the deliveries of those."""
+    at, decisions = _decisions_set(rows)
     with transaction.atomic():
         won = _insert_new(rows)
         decided = [row for row in rows if row.request_id in won]
@@ -538,7 +565,7 @@ def _rows_insert_at_once(rows: Sequence[Any]) -> None:
             for row in rows:
                 row.save(force_insert=True)
         return
-    statements = [_insert_sql([row]) for row in rows]
+    statements = [insert_sql([row]) for row in rows]
     ctes = ", ".join(f"stored_{n} AS ({sql})" for n, (sql, _) in enumerate(statements[:-1]))
     params = [value for _, values in statements for value in values]
     with connection.cursor() as cursor:

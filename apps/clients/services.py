@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.clients.keys import key_generate, key_parse, secret_hash
 from apps.clients.models import ApiClient, ApiKey, Scope
-from apps.clients.selectors import api_key_cache_clear
+from apps.clients.selectors import api_client_cache_clear, api_key_cache_clear
 
 ALL_SCOPES = [scope.value for scope in Scope]
 
@@ -41,6 +41,7 @@ def callback_secret_rotate(*, client: ApiClient, window: timedelta, new_secret: 
     client.previous_secret_valid_until = timezone.now() + window
     client.callback_secret = secret
     client.save(update_fields=["callback_secret", "previous_callback_secret", "previous_secret_valid_until"])
+    api_client_cache_clear()
     return secret
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.charging.models import ChargingRequest
 from apps.clients.models import ApiClient
+from apps.clients.selectors import api_client_cache_clear, api_key_cache_clear
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
 from tests.app.callers import CALLBACK, STATION, TOKEN, Caller, LogRow, MakeCaller, SentTasks
 
@@ -25,6 +26,16 @@ from tests.app.callers import CALLBACK, STATION, TOKEN, Caller, LogRow, MakeCall
 def _real_redis(redis_endpoint: Any, settings: Any) -> None:
     """Rate limits and idempotency keys live in Redis: the app layer uses the fixture's real one."""
     settings.REDIS_URL = redis_endpoint.url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Any:
+    """Each test starts with this process's key and client caches empty (the database is new too)."""
+    api_key_cache_clear()
+    api_client_cache_clear()
+    yield
+    api_key_cache_clear()
+    api_client_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.callbacks import services
@@ -17,6 +19,7 @@ from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.signing import signature_verify
 from apps.charging.services import decided_request_of
 from apps.clients.models import ApiClient
+from apps.clients.services import callback_secret_rotate
 from tests.app.callers import LogRow, SentTasks
 from tests.receiver import CallbackReceiver, Reply, now_unix
 
@@ -155,3 +158,36 @@ def test_the_old_single_id_arguments_still_work(
 
     assert deliver(request_id=request_id) == 1
     assert CallbackDelivery.objects.get(request_id=request_id).status == "delivered"
+
+
+def test_a_clients_secrets_are_read_once_per_cache_period_and_a_rotation_here_counts_at_once(
+    receiver: CallbackReceiver, pending_delivery: Any, sent: SentTasks, settings: Any
+) -> None:
+    settings.CHARGE_CLIENT_CACHE_S = 60
+    client = ApiClient.objects.create(name="cached-client", callback_secret="first-secret")
+    first = pending_delivery(receiver.url("/cb/1"), client=client)
+    services.deliveries_attempt(request_ids=[first])
+
+    # Changed behind this process's back (another process, a raw UPDATE): the cached client signs.
+    ApiClient.objects.filter(pk=client.pk).update(callback_secret="changed-elsewhere")
+    second = pending_delivery(receiver.url("/cb/2"), client=client)
+    with CaptureQueriesContext(connection) as queries:
+        services.deliveries_attempt(request_ids=[second])
+    assert not [q for q in queries if ApiClient._meta.db_table in q["sql"]]
+
+    # Rotated through the service in this process: the next batch signs with the new secret.
+    new_secret = callback_secret_rotate(client=ApiClient.objects.get(pk=client.pk), window=timedelta(hours=1))
+    third = pending_delivery(receiver.url("/cb/3"), client=client)
+    services.deliveries_attempt(request_ids=[third])
+
+    headers = {r.headers["x-charge-request-id"]: r.headers["x-charge-signature"] for r in receiver.received}
+    verifies = {
+        rid: [s for s in ("first-secret", "changed-elsewhere", new_secret)
+              if signature_verify(header=headers[rid], secret=s, body=b, now=now_unix())]
+        for rid, b in ((r.headers["x-charge-request-id"], r.body) for r in receiver.received)
+    }  # fmt: skip
+    assert verifies == {
+        first: ["first-secret"],
+        second: ["first-secret"],
+        third: ["changed-elsewhere", new_secret],
+    }

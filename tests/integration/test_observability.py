@@ -91,19 +91,16 @@ def test_one_grep_follows_a_request_through_every_process(
         found["bridge"] = _grep(request_id, _file_lines(bridge_logs))
         found["worker"] = _grep(request_id, _file_lines(worker_logs))
         events = {line["event"] for lines in found.values() for line in lines}
-        return {"request_accepted", "requests_bridged", "requests_decided", "callback_batch"} <= events
+        return {"request_accepted", "requests_decided", "callback_batch"} <= events
 
     wait_until(every_process_logged_it, timeout=20, what=f"log lines of {request_id} in every process")
 
     assert {line["event"] for line in found["api"]} >= {"request_accepted"}
     # One line per stage: the bridge's and the workers' lines are per batch and list its requests.
     # The bridge decides what it stored (CHARGE_BRIDGE_DECIDES) and makes the first attempt of its
-    # callback from its own threads (CHARGE_BRIDGE_CALLBACK_THREADS): that line may come first.
-    assert sorted(line["event"] for line in found["bridge"]) == [
-        "callback_batch",
-        "requests_bridged",
-        "requests_decided",
-    ]
+    # callback from its own threads (CHARGE_BRIDGE_CALLBACK_THREADS): two lines, one per stage
+    # (its `requests_bridged` line is at DEBUG when it decides).
+    assert sorted(line["event"] for line in found["bridge"]) == ["callback_batch", "requests_decided"]
     assert found["worker"] == []
     # Every line that names the request names it in a field of its own, as one JSON object: the
     # request_id of the api's lines, the request_ids of a batch's.

@@ -4,16 +4,17 @@ The bridge decides most requests itself (CHARGE_BRIDGE_DECIDES). Handing each de
 deliveries to a callbacks.deliver task cost a send_task in the bridge, a Celery task in the callbacks
 worker (its pool, events for Flower, the ack) and a queue hop: about 3.5 ms of CPU and a few ms of
 latency per batch at 100 requests/s, more than the POST itself (README "Benchmarks"). Here the
-bridge's own threads make the first attempt with the same service (deliveries_attempt: one claim,
-concurrent POSTs, attempts and states in bulk, retries queued as deliver tasks), while its loop goes
-on polling. The callbacks worker keeps everything after the first attempt: retries, the sweeps,
-the operator's redeliver, and any batch this process has no room for.
+bridge's own threads make the first attempt with the same service (concurrent POSTs, attempts and
+states in bulk, retries queued as deliver tasks), while its loop goes on polling. The callbacks
+worker keeps everything after the first attempt: retries, the sweeps, the operator's redeliver,
+and any batch this process has no room for.
 
-Nothing is lost when the process dies: the rows were committed before they came here, without a
-queued mark (no task waits for them), so the dispatch sweep sends an unclaimed one within its
-interval, and one claimed mid-attempt once its lease has passed. One receiver that hangs holds
-at most all threads but one here (each attempt bounded by the POST timeouts); whatever finds no
-room goes to the callbacks queue at once.
+The rows are born claimed (services.delivery_rows): stored with the lease a worker's claim would
+give them, so the attempt needs no claim statement of its own and no worker takes them meanwhile.
+Nothing is lost when the process dies: once the lease has passed (CHARGE_CALLBACK_CLAIM_LEASE_S)
+they are due and unqueued, and the dispatch sweep sends them. One receiver that hangs holds at
+most all threads but one here (each attempt bounded by the POST timeouts); whatever finds no room,
+or whose attempt fails here, is made due at once and goes to the callbacks queue.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from collections.abc import Sequence
 import structlog
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
-from apps.callbacks.services import DueDelivery, deliveries_attempt, deliveries_send, receiver_of
+from apps.callbacks.services import (
+    ClaimedDelivery,
+    DueDelivery,
+    deliveries_attempt_claimed,
+    deliveries_send,
+    deliveries_unclaim,
+    receiver_of,
+)
 from apps.monitoring.metrics import CALLBACK_BATCH_SIZE
 
 logger = structlog.get_logger(__name__)
@@ -36,7 +45,7 @@ Receiver = tuple[str, str, int]
 
 
 class FirstAttempts:
-    """A few threads that make the first attempt of committed, unqueued deliveries."""
+    """A few threads that make the first attempt of committed deliveries born claimed."""
 
     def __init__(self, *, threads: int, by: str) -> None:
         self.threads = max(threads, 1)
@@ -48,7 +57,7 @@ class FirstAttempts:
         self._by_receiver: Counter[Receiver] = Counter()
         self._closed = False
         # Work is only queued for a thread that is free (see _take), so this never holds a backlog.
-        self._work: queue.SimpleQueue[tuple[Receiver, Sequence[DueDelivery]] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[Receiver, Sequence[ClaimedDelivery]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._serve, name=f"first-attempts-{by}-{n}", daemon=True)
             for n in range(self.threads)
@@ -56,15 +65,13 @@ class FirstAttempts:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, due: Sequence[DueDelivery]) -> None:
-        """Attempt these (committed) deliveries here where a thread is free, else queue their tasks.
-
-        Never raises: what cannot be handed on at all stays unmarked in the database, for the sweep.
-        """
-        groups: dict[Receiver, list[DueDelivery]] = {}
-        for item in due:
+    def submit(self, claimed: Sequence[ClaimedDelivery]) -> None:
+        """Attempt these (committed, born claimed) deliveries here where a thread is free, else
+        queue their tasks. Never raises: what cannot be handed on at all waits out its lease."""
+        groups: dict[Receiver, list[ClaimedDelivery]] = {}
+        for item in claimed:
             groups.setdefault(receiver_of(item.url), []).append(item)
-        elsewhere: list[DueDelivery] = []
+        elsewhere: list[ClaimedDelivery] = []
         for receiver, group in groups.items():
             for start in range(0, len(group), settings.CHARGE_CALLBACK_BATCH):
                 chunk = group[start : start + settings.CHARGE_CALLBACK_BATCH]
@@ -97,13 +104,13 @@ class FirstAttempts:
         # This thread's database connection, kept between batches, goes with it.
         connections.close_all()
 
-    def _attempt(self, receiver: Receiver, chunk: Sequence[DueDelivery]) -> None:
+    def _attempt(self, receiver: Receiver, chunk: Sequence[ClaimedDelivery]) -> None:
         # This thread's database connection is kept between batches, as a worker's is between tasks;
         # one a database restart broke is dropped first.
         close_old_connections()
         try:
             CALLBACK_BATCH_SIZE.labels(by=self.by).observe(len(chunk))
-            deliveries_attempt(request_ids=[item.request_id for item in chunk])
+            deliveries_attempt_claimed(claimed=chunk)
         except Exception as exc:  # noqa: BLE001 - a callbacks worker makes the attempt instead
             logger.warning("first_attempts_failed", count=len(chunk), error=repr(exc)[:300])
             close_old_connections()
@@ -112,13 +119,15 @@ class FirstAttempts:
             self._release(receiver)
 
     @staticmethod
-    def _hand_on(due: Sequence[DueDelivery]) -> None:
-        """Queue deliver tasks for them (marked once published); should even that fail, the sweep
-        finds them: they are due and unmarked."""
+    def _hand_on(claimed: Sequence[ClaimedDelivery]) -> None:
+        """Make them due and queue deliver tasks for them (marked once published); should the
+        database or the broker be away, the sweep sends them once due (at the latest when the
+        lease they were born with has passed)."""
         try:
-            deliveries_send(due=due)
-        except Exception as exc:  # noqa: BLE001 - the database is away too: the sweep sends them later
-            logger.warning("first_attempts_unsent", count=len(due), error=repr(exc)[:300])
+            deliveries_unclaim(request_ids=[item.request_id for item in claimed])
+            deliveries_send(due=[DueDelivery(item.request_id, item.url, timezone.now()) for item in claimed])
+        except Exception as exc:  # noqa: BLE001 - the database is away: the sweep sends them later
+            logger.warning("first_attempts_unsent", count=len(claimed), error=repr(exc)[:300])
 
     def running(self) -> int:
         with self._lock:

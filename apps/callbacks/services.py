@@ -155,19 +155,23 @@ def deliveries_send(
     return len(sent)
 
 
-def delivery_rows(*, decided: Sequence[DecidedRequest], queued: bool = True) -> list[CallbackDelivery]:
-    """The unsaved delivery of each decision that has a callback URL, marked queued (or, for a
-    first attempt made in this process, not: no task will wait for it, so the sweep may send it)."""
+def delivery_rows(*, decided: Sequence[DecidedRequest], claimed: bool = False) -> list[CallbackDelivery]:
+    """The unsaved delivery of each decision that has a callback URL: marked queued (its task is
+    sent once this commits), or `claimed` for a first attempt made in this process
+    (apps/callbacks/first_attempts.py): leased as a worker's claim would lease it, so no worker
+    takes it meanwhile and the dispatch sweep sends it once the lease has passed should this
+    process die first. Born claimed, it needs no claim statement before its first attempt."""
     now = timezone.now()
+    due_at = now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S) if claimed else now
     return [
         CallbackDelivery(
             request_id=item.request_id,
             client_id=item.client_id,
             url=item.callback_url,
             body=callback_body(decided=item),
-            next_attempt_at=now,
+            next_attempt_at=due_at,
             # Its task is queued once this commits (deliveries_send unmarks it if the broker refuses).
-            dispatched_at=now if queued else None,
+            dispatched_at=None if claimed else now,
         )
         for item in decided
         if item.callback_url
@@ -195,27 +199,47 @@ def deliveries_create(
     *,
     decided: Sequence[DecidedRequest],
     publish: Callable[[Sequence[DueDelivery]], object] | None = None,
-    queued: bool = True,
+    first_attempts: Callable[[Sequence[ClaimedDelivery]], object] | None = None,
 ) -> int:
     """The one delivery of each decision that has a callback URL, in one INSERT.
 
     Call inside the transaction that records the decisions; once it commits their tasks are
-    queued, or they go to `publish` (a batching publisher; with `queued` off, first attempts made
-    in this process, apps/callbacks/first_attempts.py).
+    queued, or they go to `publish` (a batching publisher), or, born claimed, to `first_attempts`
+    (the bridge's threads, apps/callbacks/first_attempts.py).
     """
-    rows = delivery_rows(decided=decided, queued=queued)
+    rows = delivery_rows(decided=decided, claimed=first_attempts is not None)
     if not rows:
         return 0
-    CallbackDelivery.objects.bulk_create(rows)
-    deliveries_queue_on_commit(rows, publish=publish)
+    with connection.cursor() as cursor:
+        cursor.execute(*insert_sql(rows))
+    deliveries_hand_on_commit(rows, publish=publish, first_attempts=first_attempts)
     return len(rows)
+
+
+def deliveries_hand_on_commit(
+    rows: Sequence[CallbackDelivery],
+    *,
+    publish: Callable[[Sequence[DueDelivery]], object] | None = None,
+    first_attempts: Callable[[Sequence[ClaimedDelivery]], object] | None = None,
+) -> None:
+    """Once the transaction that stored `rows` commits: their claimed first attempts to
+    `first_attempts`, else their tasks queued (by `publish`, or at once)."""
+    if not rows:
+        return
+    if first_attempts is not None:
+        claimed = [ClaimedDelivery(row.request_id, row.client_id, row.url, row.body, 1) for row in rows]
+        transaction.on_commit(lambda: first_attempts(claimed))
+    else:
+        deliveries_queue_on_commit(rows, publish=publish)
 
 
 # --- one batch of attempts --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Claimed:
+class ClaimedDelivery:
+    """A delivery leased to this process for one attempt: what the attempt sends."""
+
     request_id: uuid.UUID
     client_id: int | None
     url: str
@@ -231,7 +255,7 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[_Claimed]:
+def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[ClaimedDelivery]:
     """Take the due, open deliveries among `request_ids` for one attempt each, in one statement.
 
     The lease moves next_attempt_at ahead, so no other worker takes them meanwhile; should this
@@ -252,14 +276,14 @@ def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[_Claimed]:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
-        _Claimed(_as_uuid(rid), client_id, url, body, attempts + 1)
+        ClaimedDelivery(_as_uuid(rid), client_id, url, body, attempts + 1)
         for rid, client_id, url, body, attempts in rows
     ]
 
 
 @dataclass(frozen=True)
 class _Result:
-    claimed: _Claimed
+    claimed: ClaimedDelivery
     outcome: AttemptOutcome
     http_status: int | None
     error: str
@@ -288,7 +312,7 @@ def _outcome(
     return (AttemptOutcome.RETRYING if next_at else AttemptOutcome.FAILED), next_at
 
 
-def _attempts_make(claimed: Sequence[_Claimed]) -> list[_Result]:
+def _attempts_make(claimed: Sequence[ClaimedDelivery]) -> list[_Result]:
     """Check every target, sign every body, POST the batch concurrently; one result per delivery."""
     now = timezone.now()
     clients = api_clients_by_id(c.client_id for c in claimed if c.client_id)
@@ -296,9 +320,9 @@ def _attempts_make(claimed: Sequence[_Claimed]) -> list[_Result]:
     # One SSRF check per receiver and client (the allow-list is the client's) instead of one per delivery.
     targets: dict[tuple[tuple[str, str, int], int | None], CheckedTarget | CallbackRefused] = {}
     posts: list[Post] = []
-    posted: list[_Claimed] = []
-    refused: list[tuple[_Claimed, CallbackRefused]] = []
-    broken: list[tuple[_Claimed, Exception]] = []
+    posted: list[ClaimedDelivery] = []
+    refused: list[tuple[ClaimedDelivery, CallbackRefused]] = []
+    broken: list[tuple[ClaimedDelivery, Exception]] = []
     for item in claimed:
         client = clients.get(item.client_id) if item.client_id else None
         key = (receiver_of(item.url), item.client_id)
@@ -332,7 +356,7 @@ def _attempts_make(claimed: Sequence[_Claimed]) -> list[_Result]:
         posts.append(Post(url=item.url, target=target, body=body, headers=headers))
         posted.append(item)
 
-    answers: list[tuple[_Claimed, PostResult, bool]] = [
+    answers: list[tuple[ClaimedDelivery, PostResult, bool]] = [
         (item, PostResult(None, f"refused: {exc}", "", 0), exc.final) for item, exc in refused
     ]
     answers += [
@@ -429,7 +453,21 @@ def deliveries_attempt(*, request_ids: Sequence[str | uuid.UUID]) -> dict[str, i
     ids = [_as_uuid(rid) for rid in request_ids]
     if not ids:
         return {}
-    claimed = _claim(ids, timezone.now())
+    return deliveries_attempt_claimed(claimed=_claim(ids, timezone.now()))
+
+
+def deliveries_unclaim(*, request_ids: Sequence[uuid.UUID]) -> int:
+    """Make deliveries born claimed due now, for a worker: the process that claimed them has no
+    room for their first attempt, or it failed. Only those not attempted yet: one whose attempt
+    was recorded keeps the schedule that recorded it."""
+    now = timezone.now()
+    return CallbackDelivery.objects.filter(request_id__in=request_ids, attempts=0, status__in=_OPEN).update(
+        next_attempt_at=now, updated_at=now
+    )
+
+
+def deliveries_attempt_claimed(*, claimed: Sequence[ClaimedDelivery]) -> dict[str, int]:
+    """One attempt of each of these deliveries, claimed already (by _claim, or born claimed)."""
     if not claimed:
         return {}
     results = _attempts_make(claimed)

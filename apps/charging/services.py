@@ -22,6 +22,7 @@ from apps.callbacks.publisher import deliveries_publish_soon
 from apps.callbacks.services import (
     DecidedRequest,
     deliveries_create,
+    deliveries_hand_on_commit,
     deliveries_queue_on_commit,
     delivery_rows,
 )
@@ -221,12 +222,9 @@ def _insert_new(rows: Sequence[ChargingRequest]) -> set[uuid.UUID]:
 
 
 def _deliveries_create(decided: Sequence[DecidedRequest], first_attempts: FirstAttempts | None) -> None:
-    """The batch's deliveries: their first attempt made by `first_attempts` (the bridge's threads)
-    once the transaction commits, else by callbacks.deliver tasks queued then."""
-    if first_attempts is None:
-        deliveries_create(decided=decided)
-    else:
-        deliveries_create(decided=decided, publish=first_attempts.submit, queued=False)
+    """The batch's deliveries: born claimed for `first_attempts` (the bridge's threads) to make
+    their first attempt once the transaction commits, else queued as callbacks.deliver tasks then."""
+    deliveries_create(decided=decided, first_attempts=first_attempts.submit if first_attempts else None)
 
 
 def charging_requests_store_decided(
@@ -273,14 +271,14 @@ def _store_decided_at_once(
     """
     at, decisions = _decisions_set(rows)
     deliveries = delivery_rows(
-        decided=[decided_request_of(row) for row in rows], queued=first_attempts is None
+        decided=[decided_request_of(row) for row in rows], claimed=first_attempts is not None
     )
     statements = [insert_sql(rows), *([insert_sql(deliveries)] if deliveries else [])]
     with connection.cursor() as cursor:
         cursor.execute(
             "; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
         )
-    deliveries_queue_on_commit(deliveries, publish=first_attempts.submit if first_attempts else None)
+    deliveries_hand_on_commit(deliveries, first_attempts=first_attempts.submit if first_attempts else None)
     _decided_announce([(row.request_id, row.source, row.requested_at) for row in rows], decisions, at=at)
     return []
 

@@ -1,6 +1,7 @@
 """The bridge's own threads make the first attempt of the callbacks it decided
 (apps/callbacks/first_attempts.py): no deliver task for a batch that gets a thread, a task for one
-that finds none or fails, and rows left for the dispatch sweep should the process die first.
+that finds none or fails, and rows born claimed, left for the dispatch sweep once their lease has
+passed should the process die first.
 
 Real PostgreSQL (committed: the attempts run in other threads) and real HTTP receivers on loopback;
 only the broker is replaced (the `sent` fixture records the deliver tasks queued).
@@ -21,11 +22,12 @@ from apps.access.services import acl_insert
 from apps.callbacks import first_attempts as module
 from apps.callbacks.first_attempts import FirstAttempts
 from apps.callbacks.models import CallbackAttempt, CallbackDelivery
-from apps.callbacks.services import DueDelivery, deliveries_dispatch_due
+from apps.callbacks.services import ClaimedDelivery, deliveries_attempt, deliveries_dispatch_due
 from apps.charging.messages import ChargeRequestV1
 from apps.charging.services import Consumed, charging_requests_store_decided
 from tests.app.callers import STATION, TOKEN, SentTasks
 from tests.receiver import CallbackReceiver, Received, Reply
+from tests.stack import wait_until
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -81,20 +83,25 @@ def test_a_decided_batch_gets_its_first_attempt_here_without_a_task(
     ]
 
 
-def test_rows_whose_process_died_before_the_attempt_are_the_sweeps(
-    receiver: CallbackReceiver, sent: SentTasks, monkeypatch: pytest.MonkeyPatch
+def test_rows_whose_process_died_before_the_attempt_are_the_sweeps_once_their_lease_has_passed(
+    receiver: CallbackReceiver, sent: SentTasks, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    settings.CHARGE_CALLBACK_CLAIM_LEASE_S = 1.0
     # A process that dies between the commit and the attempt: nothing ever reaches its threads.
     dead = FirstAttempts(threads=1, by="test")
-    monkeypatch.setattr(dead, "submit", lambda due: None)
+    monkeypatch.setattr(dead, "submit", lambda claimed: None)
     batch = [_consumed(receiver.url()) for _ in range(2)]
 
     charging_requests_store_decided(consumed=batch, first_attempts=dead)
 
-    # Committed without a queued mark (no task waits for them), so the next sweep sends them.
+    # Born claimed: no worker takes them while the process that claimed them may still be at it...
     assert list(CallbackDelivery.objects.values_list("dispatched_at", flat=True)) == [None, None]
-    assert deliveries_dispatch_due() == 2
+    assert deliveries_dispatch_due() == 0
+    assert deliveries_attempt(request_ids=_ids(batch)) == {}
+    # ...and once the lease has passed, the next sweep sends them.
+    wait_until(lambda: deliveries_dispatch_due() == 2, timeout=10, what="the sweep to find the lease passed")
     assert sorted(sent.request_ids) == _ids(batch)
+    assert receiver.received == []
     dead.close()
 
 
@@ -137,15 +144,17 @@ def test_an_attempt_that_fails_here_goes_to_a_deliver_task(
     def broken(**kwargs: Any) -> dict[str, int]:
         raise RuntimeError("the attempt broke here")
 
-    monkeypatch.setattr(module, "deliveries_attempt", broken)
+    monkeypatch.setattr(module, "deliveries_attempt_claimed", broken)
     batch = [_consumed(receiver.url()) for _ in range(2)]
 
     charging_requests_store_decided(consumed=batch, first_attempts=attempts)
     attempts.close()
 
     assert sorted(sent.request_ids) == _ids(batch)
-    # Marked queued once their task was published: the sweep leaves them to it.
+    # Due now (no longer claimed) and marked queued once their task was published: the worker takes
+    # them at once and the sweep leaves them to it.
     assert None not in set(CallbackDelivery.objects.values_list("dispatched_at", flat=True))
+    assert CallbackDelivery.objects.filter(next_attempt_at__lte=timezone.now()).count() == 2
 
 
 def test_a_batch_larger_than_a_task_is_cut_per_receiver(
@@ -155,16 +164,13 @@ def test_a_batch_larger_than_a_task_is_cut_per_receiver(
     release = threading.Event()
     made: list[list[str]] = []
 
-    def attempt(*, request_ids: list[uuid.UUID]) -> dict[str, int]:
+    def attempt(*, claimed: list[ClaimedDelivery]) -> dict[str, int]:
         release.wait(30)  # still under way while the rest of the batch is handed out
-        made.append([str(rid) for rid in request_ids])
+        made.append([str(item.request_id) for item in claimed])
         return {}
 
-    monkeypatch.setattr(module, "deliveries_attempt", attempt)
-    due = [
-        DueDelivery(request_id=uuid.uuid4(), url="http://127.0.0.1:9/cb", due_at=timezone.now())
-        for _ in range(5)
-    ]
+    monkeypatch.setattr(module, "deliveries_attempt_claimed", attempt)
+    due = [ClaimedDelivery(uuid.uuid4(), None, "http://127.0.0.1:9/cb", "{}", 1) for _ in range(5)]
 
     attempts.submit(due)  # three chunks for one receiver; two threads leave it room for one
     release.set()

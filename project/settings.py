@@ -203,6 +203,8 @@ CHARGE_BRIDGE_BATCH = env.int("CHARGE_BRIDGE_BATCH", default=500)
 # bridge.py says how they were chosen).
 CHARGE_BRIDGE_FETCH_MIN_BYTES = env.int("CHARGE_BRIDGE_FETCH_MIN_BYTES", default=8192)
 CHARGE_BRIDGE_FETCH_WAIT_MS = env.int("CHARGE_BRIDGE_FETCH_WAIT_MS", default=10)
+# A poll that found more than one message waiting gathers for up to this long more (0: never).
+CHARGE_BRIDGE_BUSY_LINGER_MS = env.int("CHARGE_BRIDGE_BUSY_LINGER_MS", default=0)
 # Request ids per charging.authorize task: the bridge cuts each polled batch into chunks of this many
 # (a quiet poll gives a task of one). Celery's own cost is per task, so larger chunks spread it over
 # more decisions; README "Benchmarks" has the measurement behind the default.

@@ -275,6 +275,14 @@ class Bridge:
         messages = [first]
         if self.max_records > 1:
             messages += self._consumer.consume(num_messages=self.max_records - 1, timeout=0)
+        linger_s = settings.CHARGE_BRIDGE_BUSY_LINGER_MS / 1000
+        if 1 < len(messages) < self.max_records and linger_s > 0:
+            # More were waiting than the one the poll asked for: we are busy, and a batch costs
+            # about as much whole as one message of it. Gather what comes in the next moments too;
+            # a quiet bridge (one message at a time) never waits.
+            messages += self._consumer.consume(
+                num_messages=self.max_records - len(messages), timeout=linger_s
+            )
         batch: Batch = {}
         for message in messages:
             error = message.error()

@@ -159,11 +159,12 @@ cmd_run() {
   render_config
   format_storage
   # exec: the JVM takes this pid, so SIGTERM from honcho / a pytest fixture / `stop` reaches Kafka, whose
-  # shutdown hook closes the logs cleanly. JVM flags as in Kafka's own kafka-server-start.sh, smaller heap.
-  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of flags
+  # shutdown hook closes the logs cleanly. JVM flags as in Kafka's own kafka-server-start.sh (and under
+  # its variable names, KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
+  # shellcheck disable=SC2086 # both are lists of flags
   exec java ${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m} \
-    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent} \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$kafka_dir/log4j2.properties" \
     -cp "$libs/*" kafka.Kafka "$data/server.properties"
 }

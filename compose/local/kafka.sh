@@ -159,11 +159,13 @@ cmd_run() {
   render_config
   format_storage
   # exec: the JVM takes this pid, so SIGTERM from honcho / a pytest fixture / `stop` reaches Kafka, whose
-  # shutdown hook closes the logs cleanly. JVM flags as in Kafka's own kafka-server-start.sh (and under
-  # its variable names, KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
+  # shutdown hook closes the logs cleanly. JVM flags under the names of Kafka's own scripts
+  # (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS), a smaller heap, and the serial collector instead of
+  # their G1: on a one-node broker with a 384 MB heap it kept the same CPU per message and took ~86 MB
+  # less memory (PSS 452 → 366 MB, README "Benchmarks"). G1's flags are one variable away.
   # shellcheck disable=SC2086 # both are lists of flags
   exec java ${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m} \
-    ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent} \
+    ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC} \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$kafka_dir/log4j2.properties" \
     -cp "$libs/*" kafka.Kafka "$data/server.properties"

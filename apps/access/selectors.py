@@ -7,8 +7,6 @@ cursor is opaque to callers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from django.db.models import Model, Q, QuerySet
 
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
 from apps.access.policy import GrantFacts, StationFacts, TokenFacts
+from apps.core.cursors import BadCursor, cursor_decode, cursor_encode
 
 Row = TypeVar("Row", bound=Model)
 
@@ -146,10 +145,6 @@ def grant_identical_get(
 # --- paged lists --------------------------------------------------------------------------------
 
 
-class BadCursor(ValueError):
-    pass
-
-
 GRANT_ID_DIGITS_MAX = len(str(2**63 - 1))
 
 
@@ -160,18 +155,14 @@ class Page(Generic[Row]):
 
 
 def _cursor_encode(kind: str, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}|{key}".encode()).decode().rstrip("=")
+    return cursor_encode(kind, key)
 
 
 def _cursor_decode(kind: str, cursor: str) -> str:
     """The key after which the next page starts; BadCursor for anything this list did not hand out."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor("not a cursor this list returned") from None
-    found_kind, separator, key = raw.partition("|")
-    if found_kind != kind or not separator or not key or "\x00" in key:
-        raise BadCursor("not a cursor this list returned")
+    found_kind, key = cursor_decode(cursor, parts=2)
+    if found_kind != kind:
+        raise BadCursor
     return key
 
 

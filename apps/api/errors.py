@@ -15,8 +15,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 
+from apps.access.services import AclConflict, AclInvalid
 from apps.api.body import BodyInvalid
 from apps.clients.auth import RateLimited, ScopeDenied
+from apps.core.cursors import BadCursor
 
 logger = structlog.get_logger(__name__)
 
@@ -71,8 +73,14 @@ def body_invalid_answer(api: NinjaAPI, request: HttpRequest, exc: BodyInvalid) -
     """400 for a body that is unusable as a whole; 422 in the schema errors' shape for one bad field."""
     if not exc.path:
         return api.create_response(request, {"detail": exc.reason}, status=400)
-    # loc as ninja's own errors spell it for the parameter every v1 route names `body`.
-    error = {"loc": ["body", "body", *exc.path], "msg": exc.reason, "type": "value_error"}
+    return field_invalid_answer(api, request, ["body", "body", *exc.path], exc.reason)
+
+
+def field_invalid_answer(
+    api: NinjaAPI, request: HttpRequest, loc: list[str | int], message: str
+) -> HttpResponse:
+    """422 in the shape of ninja's schema errors, for what only a service or the database can tell."""
+    error = {"type": "value_error", "loc": loc, "msg": message}
     return api.create_response(request, {"detail": [error]}, status=422)
 
 
@@ -108,6 +116,20 @@ def register_error_handlers(api: NinjaAPI) -> None:
         return api.create_response(
             request, {"detail": f"the request body is over {limit_kib} KiB"}, status=413
         )
+
+    # The domain's errors, each answered the same way on every route that can meet it.
+    @api.exception_handler(AclInvalid)
+    def acl_invalid(request: HttpRequest, exc: AclInvalid) -> HttpResponse:
+        # loc as ninja's own errors spell it for the parameter every v1 route names `body`.
+        return field_invalid_answer(api, request, ["body", "body", exc.field], exc.message)
+
+    @api.exception_handler(AclConflict)
+    def acl_conflict(request: HttpRequest, exc: AclConflict) -> HttpResponse:
+        return api.create_response(request, {"detail": str(exc)}, status=409)
+
+    @api.exception_handler(BadCursor)
+    def bad_cursor(request: HttpRequest, exc: BadCursor) -> HttpResponse:
+        return field_invalid_answer(api, request, ["query", "cursor"], str(exc))
 
     @api.exception_handler(ServiceUnavailable)
     def service_unavailable(request: HttpRequest, exc: ServiceUnavailable) -> HttpResponse:

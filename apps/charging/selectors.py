@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, QuerySet
 
 from apps.charging.models import ChargingRequest
+from apps.core.cursors import BadCursor, cursor_decode, cursor_encode
 
 
 def charging_request_get(*, request_id: uuid.UUID, client_id: int | None = None) -> ChargingRequest | None:
@@ -32,27 +31,21 @@ class RequestFilters:
     client_id: int | None = None
 
 
-class BadCursor(ValueError):
-    pass
+def request_cursor_encode(request: ChargingRequest) -> str:
+    return cursor_encode(request.requested_at.isoformat(), str(request.request_id))
 
 
-def cursor_encode(request: ChargingRequest) -> str:
-    raw = f"{request.requested_at.isoformat()}|{request.request_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+def request_cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+    text, request_id = cursor_decode(cursor, parts=2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        text, _, request_id = raw.partition("|")
         moment = datetime.fromisoformat(text)
         # Ours are in UTC (rows come back in UTC): another offset was made up, and PostgreSQL would
         # refuse one beyond ±15:59.
         if moment.utcoffset() != timedelta(0):
             raise ValueError("not in UTC")
         return moment, uuid.UUID(request_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor("not a cursor this API returned") from None
+    except ValueError:
+        raise BadCursor from None
 
 
 def _filtered(filters: RequestFilters) -> QuerySet[ChargingRequest]:
@@ -74,10 +67,10 @@ def charging_requests_page(
     """Newest first, keyset-paginated on (requested_at, request_id): stable while rows are added."""
     rows = _filtered(filters).order_by("-requested_at", "-request_id")
     if cursor:
-        moment, request_id = cursor_decode(cursor)
+        moment, request_id = request_cursor_decode(cursor)
         rows = rows.filter(Q(requested_at__lt=moment) | Q(requested_at=moment, request_id__lt=request_id))
     page = list(rows[: limit + 1])
-    next_cursor = cursor_encode(page[limit - 1]) if len(page) > limit else None
+    next_cursor = request_cursor_encode(page[limit - 1]) if len(page) > limit else None
     return page[:limit], next_cursor
 
 

@@ -19,7 +19,6 @@ from ninja.errors import HttpError, ValidationError
 
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
 from apps.access.selectors import (
-    BadCursor,
     GrantFilters,
     StationFilters,
     TokenFilters,
@@ -34,8 +33,6 @@ from apps.access.selectors import (
     token_groups_page,
 )
 from apps.access.services import (
-    AclConflict,
-    AclInvalid,
     GrantExists,
     grant_create,
     grant_revoke,
@@ -117,24 +114,16 @@ def station_list(request: HttpRequest, query: Query[StationQuery]) -> StationPag
     Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
     with the same filters until next_cursor is null; every row comes exactly once.
     """
-    try:
-        page = stations_page(
-            filters=StationFilters(enabled=query.enabled, q=query.q), limit=query.limit, cursor=query.cursor
-        )
-    except BadCursor as exc:
-        raise _invalid(("cursor", str(exc)), query=True) from None
+    page = stations_page(
+        filters=StationFilters(enabled=query.enabled, q=query.q), limit=query.limit, cursor=query.cursor
+    )
     return StationPage(items=[StationOut.from_orm(row) for row in page.items], next_cursor=page.next_cursor)
 
 
 @stations.post("", auth=WRITE, response={201: StationOut, 409: ErrorOut, 422: ValidationErrorOut})
 def station_add(request: HttpRequest, body: StationIn) -> tuple[int, Station]:
     """Add a station; the id is stored normalized (UUIDs lowercase, hyphenated). 409 if it exists."""
-    try:
-        return 201, station_create(**body.model_dump())
-    except AclInvalid as exc:
-        raise _invalid((exc.field, exc.message)) from None
-    except AclConflict as exc:
-        raise HttpError(409, str(exc)) from None
+    return 201, station_create(**body.model_dump())
 
 
 @stations.get("/{station_id}", auth=READ, response={200: StationOut, 404: ErrorOut, 422: ValidationErrorOut})
@@ -161,10 +150,7 @@ def token_group_list(request: HttpRequest, query: Query[TokenGroupQuery]) -> Tok
     Paged by keyset cursor: ?limit= (1 to 1,000, default 100), then pass next_cursor back as ?cursor=
     with the same filters until next_cursor is null; every row comes exactly once.
     """
-    try:
-        page = token_groups_page(q=query.q, limit=query.limit, cursor=query.cursor)
-    except BadCursor as exc:
-        raise _invalid(("cursor", str(exc)), query=True) from None
+    page = token_groups_page(q=query.q, limit=query.limit, cursor=query.cursor)
     return TokenGroupPage(
         items=[TokenGroupOut.from_orm(row) for row in page.items], next_cursor=page.next_cursor
     )
@@ -173,12 +159,7 @@ def token_group_list(request: HttpRequest, query: Query[TokenGroupQuery]) -> Tok
 @groups.post("", auth=WRITE, response={201: TokenGroupOut, 409: ErrorOut, 422: ValidationErrorOut})
 def token_group_add(request: HttpRequest, body: TokenGroupIn) -> tuple[int, TokenGroup]:
     """Add a group (a fleet): its tokens share the group's grants. 409 if the name is taken."""
-    try:
-        return 201, token_group_create(name=body.name, note=body.note)
-    except AclInvalid as exc:
-        raise _invalid((exc.field, exc.message)) from None
-    except AclConflict as exc:
-        raise HttpError(409, str(exc)) from None
+    return 201, token_group_create(name=body.name, note=body.note)
 
 
 # --- driver tokens ------------------------------------------------------------------------------
@@ -222,10 +203,7 @@ def token_list(request: HttpRequest, query: Query[TokenQuery]) -> TokenPage:
     with the same filters until next_cursor is null; every row comes exactly once.
     """
     filters = TokenFilters(status=query.status, group=query.group, type=query.type, q=query.q)
-    try:
-        page = driver_tokens_page(filters=filters, limit=query.limit, cursor=query.cursor)
-    except BadCursor as exc:
-        raise _invalid(("cursor", str(exc)), query=True) from None
+    page = driver_tokens_page(filters=filters, limit=query.limit, cursor=query.cursor)
     return TokenPage(items=[_token_out(token) for token in page.items], next_cursor=page.next_cursor)
 
 
@@ -237,12 +215,7 @@ def token_add(request: HttpRequest, body: TokenIn) -> tuple[int, TokenOut]:
     """
     fields = body.model_dump()
     fields["group"] = _group_named(body.group)
-    try:
-        return 201, _token_out(token_create(**fields))
-    except AclInvalid as exc:
-        raise _invalid((exc.field, exc.message)) from None
-    except AclConflict as exc:
-        raise HttpError(409, str(exc)) from None
+    return 201, _token_out(token_create(**fields))
 
 
 @tokens.get("/{value}", auth=READ, response={200: TokenOut, 404: ErrorOut, 422: ValidationErrorOut})
@@ -315,10 +288,7 @@ def grant_list(request: HttpRequest, query: Query[GrantQuery]) -> GrantPage:
         all_stations=query.all_stations,
         active=query.active,
     )
-    try:
-        page = grants_page(filters=filters, at=now, limit=query.limit, cursor=query.cursor)
-    except BadCursor as exc:
-        raise _invalid(("cursor", str(exc)), query=True) from None
+    page = grants_page(filters=filters, at=now, limit=query.limit, cursor=query.cursor)
     return GrantPage(items=[_grant_out(grant, now) for grant in page.items], next_cursor=page.next_cursor)
 
 
@@ -355,8 +325,6 @@ def grant_add(request: HttpRequest, body: GrantIn) -> tuple[int, GrantOut | Gran
         )
     except GrantExists as exc:
         return 409, GrantExistsOut(detail=str(exc), grant=_grant_out(exc.grant, now))
-    except AclInvalid as exc:
-        raise _invalid((exc.field, exc.message)) from None
     return 201, _grant_out(grant_get(grant_id=grant.pk) or grant, now)
 
 
@@ -371,12 +339,7 @@ def grant_detail(request: HttpRequest, grant_id: GrantId) -> GrantOut:
 )
 def grant_change(request: HttpRequest, grant_id: GrantId, body: GrantPatch) -> GrantOut:
     """Change valid_from, valid_until (null: unbounded) or note of a live grant; 409 if it is revoked."""
-    try:
-        grant = grant_update(grant=_grant_found(grant_id), **_changes(body))
-    except AclInvalid as exc:
-        raise _invalid((exc.field, exc.message)) from None
-    except AclConflict as exc:
-        raise HttpError(409, str(exc)) from None
+    grant = grant_update(grant=_grant_found(grant_id), **_changes(body))
     return _grant_out(grant, timezone.now())
 
 

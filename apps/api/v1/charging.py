@@ -31,7 +31,7 @@ from apps.api.v1.schemas import (
 from apps.charging.idempotency import KEY_MAX
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import ProduceFailed
-from apps.charging.selectors import BadCursor, RequestFilters, charging_request_get, charging_requests_page
+from apps.charging.selectors import RequestFilters, charging_request_get, charging_requests_page
 from apps.charging.services import (
     IdempotencyConflict,
     IdempotencyInFlight,
@@ -175,22 +175,19 @@ def charging_request_list(request: HttpRequest, filters: Query[LogFilters]) -> C
     """The decision log, newest first; pass next_cursor back as cursor for the next page."""
     if not 1 <= filters.limit <= 1000:
         raise field_error("query", "limit", "must be between 1 and 1000")
-    try:
-        rows, next_cursor = charging_requests_page(
-            filters=RequestFilters(
-                station_id=filters.station_id,
-                driver_token=filters.driver_token,
-                status=filters.status,
-                reason=filters.reason,
-                since=filters.since,
-                until=filters.until,
-                client_id=request_api_key(request).client_id,
-            ),
-            limit=filters.limit,
-            cursor=filters.cursor,
-        )
-    except BadCursor as exc:
-        raise field_error("query", "cursor", str(exc)) from None
+    rows, next_cursor = charging_requests_page(
+        filters=RequestFilters(
+            station_id=filters.station_id,
+            driver_token=filters.driver_token,
+            status=filters.status,
+            reason=filters.reason,
+            since=filters.since,
+            until=filters.until,
+            client_id=request_api_key(request).client_id,
+        ),
+        limit=filters.limit,
+        cursor=filters.cursor,
+    )
     return ChargingRequestPage(items=[request_out(row) for row in rows], next_cursor=next_cursor)
 
 

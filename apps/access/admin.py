@@ -23,7 +23,7 @@ from import_export.formats.base_formats import CSV  # type: ignore[import-untype
 
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
-from apps.access.resources import DATETIME_HELP, DriverTokenResource, GrantResource, station_ensure
+from apps.access.resources import DATETIME_HELP, DriverTokenResource, GrantResource
 from apps.access.selectors import grant_identical_get, station_get
 from apps.access.services import (
     grant_create,
@@ -32,6 +32,7 @@ from apps.access.services import (
     station_create,
     station_disable,
     station_enable,
+    station_ensure,
     station_update,
     token_block,
     token_create,
@@ -574,7 +575,7 @@ class GrantAdmin(ServiceWritesMixin, CsvImportExportAdmin):
         return grant_create(
             token=data["token"],
             group=data["group"],
-            station=station_ensure(data["station_id"]) if data["station_id"] else None,
+            station=station_ensure(station_id=data["station_id"]) if data["station_id"] else None,
             valid_from=data["valid_from"],
             valid_until=data["valid_until"],
             note=data["note"],

@@ -15,14 +15,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from import_export import fields, resources, widgets  # type: ignore[import-untyped]
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import driver_token_check
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
-from apps.access.selectors import station_get
 from apps.access.services import (
-    AclConflict,
     grant_create,
     grant_update,
-    station_create,
+    station_ensure,
     token_block,
     token_create,
     token_unblock,
@@ -34,19 +32,6 @@ DATETIME_HELP = "ISO 8601, e.g. 2026-12-31T23:59:00Z; a date alone means its mid
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
-
-
-def station_ensure(station_id: str) -> Station:
-    """The station with this id (any accepted form), added if it is new, as insertACL does."""
-    # TODO(services): apps.access.services has this as the private _station_ensure; use it once public.
-    normalized = station_id_normalize(station_id)
-    found = station_get(station_id=normalized)
-    if found is not None:
-        return found
-    try:
-        return station_create(station_id=normalized)
-    except AclConflict:  # added by a concurrent request since we looked
-        return Station.objects.get(station_id=normalized)
 
 
 class IsoDateTimeWidget(widgets.Widget):
@@ -143,7 +128,7 @@ class StationByIdWidget(widgets.Widget):
         text = _text(value)
         if not text:
             return None
-        return station_ensure(text)
+        return station_ensure(station_id=text)
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         return value.station_id if isinstance(value, Station) else ""

@@ -296,14 +296,21 @@ class AclInsertOutcome(StrEnum):
     EXISTS = "exists"
 
 
-def _station_ensure(station_id: str) -> Station:
-    found = station_get(station_id=station_id)
+def station_ensure(*, station_id: str) -> Station:
+    """The station with this id (any accepted form), added if it is new, as insertACL does.
+
+    AclInvalid("station_id") for a malformed id."""
+    try:
+        normalized = station_id_normalize(station_id)
+    except ValueError as exc:
+        raise AclInvalid("station_id", str(exc)) from None
+    found = station_get(station_id=normalized)
     if found is not None:
         return found
     try:
-        return station_create(station_id=station_id)
+        return station_create(station_id=normalized)
     except AclConflict:  # created by a concurrent request since we looked
-        return Station.objects.get(station_id=station_id_normalize(station_id))
+        return Station.objects.get(station_id=normalized)
 
 
 def _token_ensure(value: str) -> DriverToken:
@@ -323,7 +330,7 @@ def acl_insert(*, station_id: str, driver_token: str) -> AclInsertOutcome:
     Creates the station and the token if they are new. `exists` when an identical live grant (this
     token, this station, no validity window) is already there.
     """
-    station = _station_ensure(station_id)
+    station = station_ensure(station_id=station_id)
     token = _token_ensure(driver_token)
     try:
         grant_create(token=token, station=station, note="insertACL")

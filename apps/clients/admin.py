@@ -19,7 +19,13 @@ from django.utils.html import format_html
 
 from apps.clients.keys import key_parse
 from apps.clients.models import ApiClient, ApiKey, Scope
-from apps.clients.services import api_key_create, api_key_revoke, callback_secret_generate
+from apps.clients.services import (
+    api_clients_activate,
+    api_clients_deactivate,
+    api_key_create,
+    api_key_revoke,
+    callback_secret_generate,
+)
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -81,16 +87,14 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected clients", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        # TODO(services): api_client_activate in apps.clients.services.
-        changed = queryset.filter(is_active=False).update(is_active=True)
+        changed = api_clients_activate(clients=queryset)
         self.message_user(request, f"Activated {changed} client(s).", messages.SUCCESS)
 
     @admin.action(
         description="Deactivate the selected clients (all their keys stop working)", permissions=["change"]
     )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        # TODO(services): api_client_deactivate in apps.clients.services.
-        changed = queryset.filter(is_active=True).update(is_active=False)
+        changed = api_clients_deactivate(clients=queryset)
         self.message_user(request, f"Deactivated {changed} client(s).", messages.SUCCESS)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.clients.keys import key_generate, key_parse, secret_hash
@@ -29,6 +30,21 @@ def api_client_get_or_create(*, name: str, callback_secret: str | None = None) -
         client.callback_secret = callback_secret
         client.save(update_fields=["callback_secret"])
     return client
+
+
+def api_clients_activate(*, clients: QuerySet[ApiClient]) -> int:
+    """Let these clients' keys work again; returns how many were inactive."""
+    changed = clients.filter(is_active=False).update(is_active=True)
+    api_key_cache_clear()
+    return changed
+
+
+def api_clients_deactivate(*, clients: QuerySet[ApiClient]) -> int:
+    """Stop every key of these clients at once in this process (others: within CHARGE_API_KEY_CACHE_S,
+    as for a revoked key); returns how many were active."""
+    changed = clients.filter(is_active=True).update(is_active=False)
+    api_key_cache_clear()
+    return changed
 
 
 def callback_secret_rotate(*, client: ApiClient, window: timedelta, new_secret: str | None = None) -> str:

@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from apps.clients.models import ApiKey
-from apps.clients.services import api_key_revoke, api_key_rotate
+from apps.clients.models import ApiClient, ApiKey
+from apps.clients.services import api_clients_activate, api_clients_deactivate, api_key_revoke, api_key_rotate
 from tests.app.callers import STATION, TOKEN, Caller, bearer
 
 AUTHORIZE = {"station_id": STATION, "driver_token": TOKEN}
@@ -65,6 +65,21 @@ def test_a_revoked_key_is_refused_at_once_in_the_process_that_revoked_it(
     api_key_revoke(key=caller.key)
 
     assert caller.post_json(client, "/api/v1/authorize", AUTHORIZE).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_deactivated_client_is_refused_at_once_here_and_let_in_again_when_activated(
+    client: Client, caller: Caller
+) -> None:
+    assert caller.post_json(client, "/api/v1/authorize", AUTHORIZE).status_code == 200  # key now cached
+    clients = ApiClient.objects.filter(pk=caller.client.pk)
+
+    assert api_clients_deactivate(clients=clients) == 1
+    assert caller.post_json(client, "/api/v1/authorize", AUTHORIZE).status_code == 401
+    assert api_clients_deactivate(clients=clients) == 0  # already inactive
+
+    assert api_clients_activate(clients=clients) == 1
+    assert caller.post_json(client, "/api/v1/authorize", AUTHORIZE).status_code == 200
 
 
 @pytest.mark.django_db

@@ -243,25 +243,33 @@ def charging_requests_store_decided(
     """
     if not consumed:
         return []
+    at = timezone.now()
+    rows = _rows_of(consumed, clients_checked=False)
+    decided = _Decided(at, _decisions_of(rows, at=at))
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         try:
-            return _store_decided_at_once(_rows_of(consumed, clients_checked=False), first_attempts)
+            return _store_decided_at_once(decided.applied(rows), decided, first_attempts)
         except IntegrityError:
             pass  # a row stored before (a batch read twice), or a client deleted since: one at a time
-    return _store_decided(_rows_of(consumed), first_attempts)
+    return _store_decided(decided.applied(_rows_of(consumed)), decided, first_attempts)
 
 
-def _decisions_set(rows: Sequence[ChargingRequest]) -> tuple[datetime, dict[uuid.UUID, Decision]]:
-    at = timezone.now()
-    decisions = _decisions_of(rows, at=at)
-    for row in rows:
-        decision = decisions[row.request_id]
-        row.status, row.reason, row.decided_at = decision.status.value, decision.reason.value, at
-    return at, decisions
+@dataclass(frozen=True)
+class _Decided:
+    """A batch's decisions, made once: the fallback from the one-round-trip store reuses them."""
+
+    at: datetime
+    decisions: dict[uuid.UUID, Decision]
+
+    def applied(self, rows: list[ChargingRequest]) -> list[ChargingRequest]:
+        for row in rows:
+            decision = self.decisions[row.request_id]
+            row.status, row.reason, row.decided_at = decision.status.value, decision.reason.value, self.at
+        return rows
 
 
 def _store_decided_at_once(
-    rows: list[ChargingRequest], first_attempts: FirstAttempts | None
+    rows: list[ChargingRequest], decided: _Decided, first_attempts: FirstAttempts | None
 ) -> list[uuid.UUID]:
     """PostgreSQL, the usual batch (new rows of known clients): the decided rows and their
     deliveries in one round trip, both INSERTs in one query string (one implicit transaction:
@@ -269,7 +277,6 @@ def _store_decided_at_once(
     clients are not read first. A row stored before fails the primary key, a client deleted since
     the foreign key (at the commit: Django's are deferred), and nothing of the batch is written.
     """
-    at, decisions = _decisions_set(rows)
     deliveries = delivery_rows(
         decided=[decided_request_of(row) for row in rows], claimed=first_attempts is not None
     )
@@ -279,18 +286,23 @@ def _store_decided_at_once(
             "; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
         )
     deliveries_hand_on_commit(deliveries, first_attempts=first_attempts.submit if first_attempts else None)
-    _decided_announce([(row.request_id, row.source, row.requested_at) for row in rows], decisions, at=at)
+    _decided_announce(
+        [(row.request_id, row.source, row.requested_at) for row in rows], decided.decisions, at=decided.at
+    )
     return []
 
 
-def _store_decided(rows: list[ChargingRequest], first_attempts: FirstAttempts | None) -> list[uuid.UUID]:
+def _store_decided(
+    rows: list[ChargingRequest], decided: _Decided, first_attempts: FirstAttempts | None
+) -> list[uuid.UUID]:
     """One transaction: the rows not stored before, then the deliveries of those."""
-    at, decisions = _decisions_set(rows)
     with transaction.atomic():
         won = _insert_new(rows)
-        decided = [row for row in rows if row.request_id in won]
-        _deliveries_create([decided_request_of(row) for row in decided], first_attempts)
-    _decided_announce([(row.request_id, row.source, row.requested_at) for row in decided], decisions, at=at)
+        new = [row for row in rows if row.request_id in won]
+        _deliveries_create([decided_request_of(row) for row in new], first_attempts)
+    _decided_announce(
+        [(row.request_id, row.source, row.requested_at) for row in new], decided.decisions, at=decided.at
+    )
     return [row.request_id for row in rows if row.request_id not in won]
 
 

@@ -93,6 +93,7 @@ def settings_used(env: dict[str, str]) -> dict[str, Any]:
             "callbacks_worker": f"celery worker -Q callbacks --pool threads --concurrency "
             f"{env.get('CALLBACK_CONCURRENCY', '16')}",
             "CHARGE_PRODUCER_LINGER_MS": settings.CHARGE_PRODUCER_LINGER_MS,
+            "CHARGE_PRODUCER_MAX_IN_FLIGHT": settings.CHARGE_PRODUCER_MAX_IN_FLIGHT,
             "CHARGE_BRIDGE_BATCH": settings.CHARGE_BRIDGE_BATCH,
             "CELERY_WORKER_PREFETCH_MULTIPLIER": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
             "CONN_MAX_AGE": settings.DATABASES["default"].get("CONN_MAX_AGE"),

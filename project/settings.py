@@ -231,6 +231,10 @@ CHARGE_PRODUCE_TIMEOUT_S = env.float("CHARGE_PRODUCE_TIMEOUT_S", default=1.5)
 # 0: a request's message leaves at once (accept p50 5.3 → 3.0 ms at 100/s, README "Benchmarks");
 # librdkafka still sends the messages that queue up while a produce is in flight as one batch.
 CHARGE_PRODUCER_LINGER_MS = env.int("CHARGE_PRODUCER_LINGER_MS", default=0)
+# Produce requests one api process keeps in flight to the broker (librdkafka's
+# max.in.flight.requests.per.connection; at most 5 with idempotence). Messages that arrive while
+# this many are in flight wait and leave together, as one request the broker handles at once.
+CHARGE_PRODUCER_MAX_IN_FLIGHT = env.int("CHARGE_PRODUCER_MAX_IN_FLIGHT", default=5)
 # Off by default: callbacks to private and loopback addresses are an SSRF risk in production.
 CHARGE_CALLBACK_ALLOW_PRIVATE = env.bool("CHARGE_CALLBACK_ALLOW_PRIVATE", default=False)
 

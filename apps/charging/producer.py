@@ -69,6 +69,7 @@ class RequestProducer:
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": settings.CHARGE_PRODUCER_LINGER_MS,
+                "max.in.flight.requests.per.connection": settings.CHARGE_PRODUCER_MAX_IN_FLIGHT,
                 # A message not acknowledged by then is failed by the producer itself, at the moment
                 # the caller is told `failed`: it is never sent later.
                 "message.timeout.ms": timeout_ms,

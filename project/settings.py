@@ -150,6 +150,9 @@ else:
     # Reuse connections across requests and tasks; check them before use after a database restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's backend with a health check that needs no round trip (apps/core/postgresql/base.py).
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "apps.core.postgresql"
     # Server-side parameters let psycopg prepare repeated statements; off because `make bench`
     # showed no gain end to end (README "Benchmarks"), kept as a knob for other machines.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(

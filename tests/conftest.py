@@ -96,6 +96,9 @@ def django_db_modify_db_settings(postgres_endpoint: Endpoint) -> None:
     for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT"):
         default[key] = parsed.get(key, "")
     default.update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": {}})
+    # The backend project/settings.py picks for PostgreSQL (its health check needs no round trip).
+    if default["ENGINE"] == "django.db.backends.postgresql":
+        default["ENGINE"] = "apps.core.postgresql"
     del connections["default"]
 
 

@@ -354,10 +354,12 @@ _shared_processors: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 structlog.configure(
     processors=[
+        # First: a line below its logger's level costs a level check, not the processors after it
+        # (the bridge has a DEBUG line per message).
+        structlog.stdlib.filter_by_level,
         *_shared_processors,
         structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
     ],
@@ -378,6 +380,8 @@ LOGGING = {
             "()": structlog.stdlib.ProcessorFormatter,
             "processors": [
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Stamped here, as the line is written, for our lines and foreign ones alike.
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
                 structlog.processors.format_exc_info,
                 _renderer,
             ],

@@ -37,6 +37,7 @@ from apps.access.services import (
     token_block,
     token_create,
     token_group_create,
+    token_group_update,
     token_unblock,
     token_update,
 )
@@ -197,8 +198,7 @@ class TokenGroupAdmin(ServiceWritesMixin, admin.ModelAdmin):
         return token_group_create(name=form.cleaned_data["name"], note=form.cleaned_data["note"])
 
     def service_update(self, request: HttpRequest, obj: TokenGroup, form: Any) -> None:
-        # TODO(services): token_group_update; renaming a group or editing its note is a plain save.
-        obj.save()
+        token_group_update(group=obj, name=form.cleaned_data["name"], note=form.cleaned_data["note"])
 
 
 # --- driver tokens ------------------------------------------------------------------------------

@@ -149,6 +149,24 @@ def token_group_create(*, name: str, note: str = "") -> TokenGroup:
         raise AclConflict(f"group {name!r} exists") from None
 
 
+def token_group_update(
+    *, group: TokenGroup, name: str | Keep = UNCHANGED, note: str | Keep = UNCHANGED
+) -> TokenGroup:
+    """Rename a group or change its note; AclInvalid for a blank name, AclConflict when it is taken."""
+    if isinstance(name, str):
+        name = name.strip()
+        if not name:
+            raise AclInvalid("name", "must not be blank")
+    changed = _changes_apply(group, {"name": name, "note": note})
+    if changed:
+        try:
+            with transaction.atomic():
+                group.save(update_fields=changed)
+        except IntegrityError:
+            raise AclConflict(f"group {group.name!r} exists") from None
+    return group
+
+
 def _token_type_check(value: str) -> str:
     if value not in DriverToken.Type.values:
         raise AclInvalid("type", f"must be one of {', '.join(DriverToken.Type.values)}")

@@ -24,6 +24,7 @@ from apps.clients.services import (
     api_clients_deactivate,
     api_key_create,
     api_key_revoke,
+    api_key_update,
     callback_secret_generate,
 )
 
@@ -210,8 +211,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            # TODO(services): api_key_update (name, scopes, expiry) in apps.clients.services.
-            obj.save(update_fields=["name", "scopes", "expires_at"])
+            data = form.cleaned_data
+            api_key_update(key=obj, name=data["name"], scopes=data["scopes"], expires_at=data["expires_at"])
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """An API key has no many-to-many fields and no inlines: nothing else to save."""

@@ -11,6 +11,7 @@ from ninja.security import HttpBearer
 from apps.clients.models import ApiKey
 from apps.clients.ratelimit import rate_limit_take
 from apps.clients.selectors import api_key_authenticate
+from apps.clients.services import api_key_used_mark
 
 
 class ScopeDenied(Exception):
@@ -36,6 +37,7 @@ class ApiKeyAuth(HttpBearer):
         key = api_key_authenticate(presented=token)
         if key is None:
             return None
+        api_key_used_mark(key=key)
         if self.scope not in key.scopes:
             raise ScopeDenied(self.scope)
         rate = key.client.rate_limit_per_s or settings.CHARGE_RATE_LIMIT_PER_S

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,9 +17,6 @@ from django.utils import timezone
 from apps.clients.keys import key_parse, secret_matches
 from apps.clients.models import ApiClient, ApiKey
 from apps.core.cache import TtlCache
-
-# last_used_at is a hint for operators, not an audit log: write it at most once a minute per key.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 _keys: TtlCache[str, ApiKey] = TtlCache(ttl_s=lambda: settings.CHARGE_API_KEY_CACHE_S)
 _clients: TtlCache[int, ApiClient] = TtlCache(ttl_s=lambda: settings.CHARGE_CLIENT_CACHE_S)
@@ -62,15 +58,7 @@ def api_key_authenticate(*, presented: str) -> ApiKey | None:
         return None
     if not key.client.is_active:
         return None
-    _last_used_touch(key)
     return key
-
-
-def _last_used_touch(key: ApiKey) -> None:
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
 
 
 def api_clients_by_id(ids: Iterable[int]) -> dict[int, ApiClient]:

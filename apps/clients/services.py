@@ -15,6 +15,8 @@ from apps.clients.models import ApiClient, ApiKey, Scope
 from apps.clients.selectors import api_client_cache_clear, api_key_cache_clear
 
 ALL_SCOPES = [scope.value for scope in Scope]
+# last_used_at is written at most this often per key.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def callback_secret_generate() -> str:
@@ -107,6 +109,24 @@ def api_key_ensure(*, client: ApiClient, plaintext: str, scopes: Iterable[str]) 
         return existing
     key, _ = api_key_create(client=client, scopes=scopes, name="dev", plaintext=plaintext)
     return key
+
+
+def api_key_update(*, key: ApiKey, name: str, scopes: Iterable[str], expires_at: datetime | None) -> ApiKey:
+    """Change a key's name, scopes or expiry (its secret never changes: rotate for that). This
+    process's key cache is cleared, so narrower scopes or an earlier expiry count here at once."""
+    key.name, key.scopes, key.expires_at = name, _scopes_checked(scopes), expires_at
+    key.save(update_fields=["name", "scopes", "expires_at"])
+    api_key_cache_clear()
+    return key
+
+
+def api_key_used_mark(*, key: ApiKey) -> None:
+    """Note that the key was used just now, at most once per LAST_USED_RESOLUTION (a hint for
+    operators, not an audit log: a write per request would be a write per request)."""
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:

@@ -489,3 +489,36 @@ def test_the_admin_index_names_every_model_in_plain_english(admin_client: Client
 
     assert {"Callback deliveries", "API clients", "API keys"} <= names
     assert not {"Callback deliverys", "Api clients", "Api keys"} & names
+
+
+# --- edits through the services ----------------------------------------------------------------------
+
+
+def test_editing_a_group_renames_it_and_refuses_a_name_taken(admin_client: Client) -> None:
+    north = TokenGroup.objects.create(name="fleet-north")
+    TokenGroup.objects.create(name="fleet-south")
+    change = url("access_tokengroup_change", north.pk)
+    renamed = admin_client.post(change, {"name": "  fleet-east ", "note": "moved"}, follow=True)
+    assert renamed.status_code == 200
+    north.refresh_from_db()
+    assert (north.name, north.note) == ("fleet-east", "moved")
+    taken = admin_client.post(change, {"name": "fleet-south", "note": ""})
+    assert taken.status_code == 200  # the form again, with the reason, not a 500
+    north.refresh_from_db()
+    assert north.name == "fleet-east"
+
+
+def test_narrowing_a_keys_scopes_in_the_admin_counts_at_once(admin_client: Client) -> None:
+    client = api_client_get_or_create(name="platform-scopes")
+    key, plaintext = api_key_create(client=client, scopes=["charging:write", "acl:read"], name="ops")
+    assert api_key_authenticate(presented=plaintext) is not None  # now in this process's key cache
+    response = admin_client.post(
+        url("clients_apikey_change", key.pk),
+        {"name": "ops-renamed", "scopes": ["acl:read"], "expires_at": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    key.refresh_from_db()
+    assert (key.name, key.scopes) == ("ops-renamed", ["acl:read"])
+    cached = api_key_authenticate(presented=plaintext)
+    assert cached is not None
+    assert cached.scopes == ["acl:read"]

@@ -34,7 +34,19 @@ FLOOR_ROUTES = {"noop": ("/api/floor/noop", 200), "produce": ("/api/floor/produc
 
 
 def floor_server_argv(env: dict[str, str], port: int) -> list[str]:
-    """gunicorn as compose/local/api.sh starts it, serving the floor app instead of project.wsgi."""
+    """gunicorn as compose/local/api.sh starts it, serving the floor app instead of project.wsgi.
+
+    BENCH_FLOOR_SERVER=granian serves it from granian's WSGI interface instead (the same workers and
+    threads per worker; granian is not a dependency: found on PATH), to weigh a server model."""
+    if env.get("BENCH_FLOOR_SERVER", "gunicorn") == "granian":
+        granian = shutil.which("granian", path=env.get("PATH"))
+        if granian is None:
+            raise RuntimeError("BENCH_FLOOR_SERVER=granian, but no granian on PATH")
+        return [
+            granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", env.get("API_WORKERS") or "2", "--blocking-threads", env.get("API_THREADS") or "4",
+            "--log-level", "warning", "benchmarks.floor_app:application",
+        ]  # fmt: skip
     argv = [str(VENV_BIN / "gunicorn"), "benchmarks.floor_app:application", "--bind", f"127.0.0.1:{port}"]
     argv += ["--workers", env.get("API_WORKERS") or "2", "--threads", env.get("API_THREADS") or "4"]
     argv += ["--preload"]

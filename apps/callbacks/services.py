@@ -34,7 +34,7 @@ from apps.callbacks.signing import signature_header
 from apps.callbacks.urlguard import CallbackRefused, CheckedTarget, callback_target_check
 from apps.clients.models import ApiClient
 from apps.clients.selectors import api_clients_by_id
-from apps.core.sql import insert_sql, placeholders
+from apps.core.sql import array_hole, insert_sql, placeholders
 from apps.core.tasks import DELIVER_TASK
 from apps.monitoring.metrics import CALLBACK_ENQUEUE_FAILURES, callback_attempt_observe
 
@@ -379,11 +379,6 @@ def _attempts_make(claimed: Sequence[ClaimedDelivery]) -> list[_Result]:
     return out
 
 
-def _typed(sql_type: str) -> str:
-    # PostgreSQL needs the type of a parameter inside CASE; SQLite stores what it is given.
-    return f"%s::{sql_type}" if connection.vendor == "postgresql" else "%s"
-
-
 def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uuid.UUID]) -> None:
     """Every attempt row in one INSERT and every delivery's new state in one UPDATE, together:
     on PostgreSQL one statement (the INSERT in a WITH clause, so both commit or neither, in one
@@ -393,35 +388,38 @@ def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uu
     marked as having a task waiting in the same statement.
     """
     adapt = connection.ops.adapt_datetimefield_value
-    columns: dict[str, tuple[str, list[Any]]] = {
-        "status": ("%s", [r.outcome.value for r in results]),
-        "attempts": (_typed("integer"), [r.claimed.number for r in results]),
-        "last_http_status": (_typed("smallint"), [r.http_status for r in results]),
-        "last_error": ("%s", [r.error for r in results]),
-        "next_attempt_at": (_typed("timestamptz"), [adapt(r.next_at) for r in results]),
-        "delivered_at": (
-            _typed("timestamptz"),
-            [adapt(now) if r.outcome == AttemptOutcome.DELIVERED else None for r in results],
-        ),
-        "dispatched_at": (
-            _typed("timestamptz"),
-            [adapt(now) if r.claimed.request_id in queued else None for r in results],
-        ),
+    columns: dict[str, list[Any]] = {
+        "status": [r.outcome.value for r in results],
+        "attempts": [r.claimed.number for r in results],
+        "last_http_status": [r.http_status for r in results],
+        "last_error": [r.error for r in results],
+        "next_attempt_at": [adapt(r.next_at) for r in results],
+        "delivered_at": [adapt(now) if r.outcome == AttemptOutcome.DELIVERED else None for r in results],
+        "dispatched_at": [adapt(now) if r.claimed.request_id in queued else None for r in results],
     }
     keys = [_pk(r.claimed.request_id) for r in results]
-    assignments, params = [], []
-    for column, (placeholder, values) in columns.items():
-        assignments.append(
-            f"{column} = CASE request_id {' '.join([f'WHEN %s THEN {placeholder}'] * len(keys))} END"
-        )
-        for key, value in zip(keys, values, strict=True):
-            params += [key, value]
     table = CallbackDelivery._meta.db_table
-    update = (
-        f"UPDATE {table} SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608
-        f"WHERE request_id IN ({placeholders(len(keys))})"
-    )
-    params += [adapt(now), *keys]
+    if connection.vendor == "postgresql":
+        # One array per column (unnest): the same text for every batch size, so psycopg converts it
+        # once and PostgreSQL parses eight parameters, not two per value (as apps/core/sql.py does).
+        arrays = ", ".join(array_hole(CallbackDelivery, name) for name in columns)
+        update = (
+            f"UPDATE {table} AS d SET {', '.join(f'{name} = v.{name}' for name in columns)}, "  # noqa: S608
+            f"updated_at = %s FROM unnest(%s::uuid[], {arrays}) AS v(request_id, {', '.join(columns)}) "
+            "WHERE d.request_id = v.request_id"
+        )
+        params: list[Any] = [adapt(now), keys, *columns.values()]
+    else:
+        assignments, params = [], []
+        for column, values in columns.items():
+            assignments.append(f"{column} = CASE request_id {' '.join(['WHEN %s THEN %s'] * len(keys))} END")
+            for key, value in zip(keys, values, strict=True):
+                params += [key, value]
+        update = (
+            f"UPDATE {table} SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608
+            f"WHERE request_id IN ({placeholders(len(keys))})"
+        )
+        params += [adapt(now), *keys]
     insert, insert_params = insert_sql(
         [
             CallbackAttempt(

@@ -34,7 +34,7 @@ from apps.callbacks.signing import signature_header
 from apps.callbacks.urlguard import CallbackRefused, CheckedTarget, callback_target_check
 from apps.clients.models import ApiClient
 from apps.clients.selectors import api_clients_by_id
-from apps.core.sql import array_hole, insert_sql, placeholders
+from apps.core.sql import insert_sql, one_of, placeholders, typed_hole
 from apps.core.tasks import DELIVER_TASK
 from apps.monitoring.metrics import CALLBACK_ENQUEUE_FAILURES, callback_attempt_observe
 
@@ -264,14 +264,14 @@ def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[ClaimedDeliv
     """
     table = CallbackDelivery._meta.db_table
     lease_until = now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S)
-    ids = placeholders(len(request_ids))
+    ids, id_params = one_of("request_id", [_pk(rid) for rid in request_ids], array_type="uuid")
     sql = (
         f"UPDATE {table} SET next_attempt_at = %s, dispatched_at = NULL "  # noqa: S608 - names from the model
-        f"WHERE request_id IN ({ids}) AND status IN (%s, %s) AND next_attempt_at <= %s "
+        f"WHERE {ids} AND status IN (%s, %s) AND next_attempt_at <= %s "
         "RETURNING request_id, client_id, url, body, attempts"
     )
     adapt = connection.ops.adapt_datetimefield_value
-    params = [adapt(lease_until), *(_pk(rid) for rid in request_ids), *_OPEN, adapt(now)]
+    params = [adapt(lease_until), *id_params, *_OPEN, adapt(now)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -399,10 +399,11 @@ def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uu
     }
     keys = [_pk(r.claimed.request_id) for r in results]
     table = CallbackDelivery._meta.db_table
-    if connection.vendor == "postgresql":
+    if len(results) > 1 and connection.vendor == "postgresql":
         # One array per column (unnest): the same text for every batch size, so psycopg converts it
-        # once and PostgreSQL parses eight parameters, not two per value (as apps/core/sql.py does).
-        arrays = ", ".join(array_hole(CallbackDelivery, name) for name in columns)
+        # once and PostgreSQL parses eight parameters, not two per value (as apps/core/sql.py does;
+        # a single row keeps the plain form, which is cheaper to send than eight one-item arrays).
+        arrays = ", ".join(typed_hole(CallbackDelivery, name, array=True) for name in columns)
         update = (
             f"UPDATE {table} AS d SET {', '.join(f'{name} = v.{name}' for name in columns)}, "  # noqa: S608
             f"updated_at = %s FROM unnest(%s::uuid[], {arrays}) AS v(request_id, {', '.join(columns)}) "
@@ -412,7 +413,10 @@ def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uu
     else:
         assignments, params = [], []
         for column, values in columns.items():
-            assignments.append(f"{column} = CASE request_id {' '.join(['WHEN %s THEN %s'] * len(keys))} END")
+            hole = typed_hole(CallbackDelivery, column)
+            assignments.append(
+                f"{column} = CASE request_id {' '.join([f'WHEN %s THEN {hole}'] * len(keys))} END"
+            )
             for key, value in zip(keys, values, strict=True):
                 params += [key, value]
         update = (

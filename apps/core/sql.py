@@ -19,11 +19,23 @@ def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def array_hole(model: type[Model], name: str) -> str:
-    """PostgreSQL: the placeholder of an array of the values of one of `model`'s columns, typed."""
+def one_of(column: str, values: Sequence[Any], *, array_type: str) -> tuple[str, list[Any]]:
+    """`column` is one of `values`: `IN (%s, …)` with a parameter per value, or on PostgreSQL
+    `= ANY(%s::type[])` with one array, whose text is the same for every count (see insert_sql)."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::{array_type}[])", [list(values)]
+    return f"{column} IN ({placeholders(len(values))})", list(values)
+
+
+def typed_hole(model: type[Model], name: str, *, array: bool = False) -> str:
+    """The placeholder of a value (or, `array`, of an array of values; PostgreSQL only) of one of
+    `model`'s columns. PostgreSQL wants the type where it cannot infer one (inside CASE, unnest);
+    SQLite stores what it is given."""
+    if connection.vendor != "postgresql":
+        return "%s"
     field = model._meta.get_field(name)
     assert isinstance(field, Field)  # noqa: S101 - a column, not a relation's reverse side
-    return f"%s::{field.db_type(connection)}[]"
+    return f"%s::{field.db_type(connection)}{'[]' if array else ''}"
 
 
 _InsertShape = tuple[str, tuple["Field[Any, Any]", ...], str, str]

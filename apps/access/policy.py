@@ -68,6 +68,13 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
+def within_window(valid_from: datetime | None, valid_until: datetime | None, at: datetime) -> bool:
+    """The one validity rule of tokens and grants: a half-open window, valid from `valid_from`
+    (inclusive) until `valid_until` (exclusive); an end left out is open. The ORM's form of the same
+    rule is apps.access.selectors.window_q."""
+    return (valid_from is None or valid_from <= at) and (valid_until is None or at < valid_until)
+
+
 def decide(  # noqa: PLR0911 - one return per row of the decision table
     *,
     token: TokenFacts | None,
@@ -85,7 +92,7 @@ def decide(  # noqa: PLR0911 - one return per row of the decision table
         return Decision(Status.NOT_ALLOWED, Reason.UNKNOWN_TOKEN)
     if token.blocked:
         return Decision(Status.NOT_ALLOWED, Reason.TOKEN_BLOCKED)
-    if token.valid_until is not None and at >= token.valid_until:
+    if not within_window(None, token.valid_until, at):
         return Decision(Status.NOT_ALLOWED, Reason.TOKEN_EXPIRED)
     if station is not None and not station.enabled:
         return Decision(Status.NOT_ALLOWED, Reason.STATION_DISABLED)
@@ -93,12 +100,7 @@ def decide(  # noqa: PLR0911 - one return per row of the decision table
     covering = [grant for grant in grants if grant.station_id is None or grant.station_id == station_id]
     if not covering:
         return Decision(Status.NOT_ALLOWED, Reason.NO_GRANT)
-    current = [
-        grant
-        for grant in covering
-        if (grant.valid_from is None or grant.valid_from <= at)
-        and (grant.valid_until is None or at < grant.valid_until)
-    ]
+    current = [grant for grant in covering if within_window(grant.valid_from, grant.valid_until, at)]
     if current:
         # Several grants may cover the request: the answer holds as long as the longest-lived one.
         open_ended = any(grant.valid_until is None for grant in current)

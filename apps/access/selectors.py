@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Model, Q, QuerySet
 
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
-from apps.access.policy import GrantFacts, StationFacts, TokenFacts
+from apps.access.policy import GrantFacts, StationFacts, TokenFacts, within_window
 from apps.core.cursors import BadCursor, cursor_decode, cursor_encode
 
 Row = TypeVar("Row", bound=Model)
@@ -240,22 +240,21 @@ class GrantFilters:
     active: bool | None = None  # True: not revoked and valid at `at`; False: the others
 
 
+def window_q(*, at: datetime, has_from: bool = True) -> Q:
+    """Rows inside their validity window at `at`: policy.within_window as a filter (tokens have
+    no valid_from: `has_from=False`)."""
+    until = Q(valid_until=None) | Q(valid_until__gt=at)
+    return (Q(valid_from=None) | Q(valid_from__lte=at)) & until if has_from else until
+
+
 def grant_active_q(*, at: datetime) -> Q:
-    """Grants that count at `at`: not revoked, and inside their validity window (half-open)."""
-    return (
-        Q(revoked_at=None)
-        & (Q(valid_from=None) | Q(valid_from__lte=at))
-        & (Q(valid_until=None) | Q(valid_until__gt=at))
-    )
+    """Grants that count at `at`: not revoked, and inside their validity window."""
+    return Q(revoked_at=None) & window_q(at=at)
 
 
 def grant_active(*, grant: Grant, at: datetime) -> bool:
     """Does this grant count at `at`? The same rule as grant_active_q, for a grant in hand."""
-    return (
-        grant.revoked_at is None
-        and (grant.valid_from is None or grant.valid_from <= at)
-        and (grant.valid_until is None or at < grant.valid_until)
-    )
+    return grant.revoked_at is None and within_window(grant.valid_from, grant.valid_until, at)
 
 
 def _grants() -> QuerySet[Grant]:

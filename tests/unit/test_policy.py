@@ -16,6 +16,7 @@ from apps.access.policy import (
     TokenFacts,
     decide,
     decision_message,
+    within_window,
 )
 
 AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -380,3 +381,17 @@ def test_decision_message_keeps_the_original_wording(
     status: Status, reason: Reason | str, message: str
 ) -> None:
     assert decision_message(status, reason) == message
+
+
+# --- the validity window, the one rule ----------------------------------------------------------
+
+
+def test_the_window_is_half_open_and_an_end_left_out_is_open() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    assert within_window(start, end, start)  # from: inclusive
+    assert not within_window(start, end, end)  # until: exclusive
+    assert not within_window(start, end, start - timedelta(microseconds=1))
+    assert within_window(None, end, start - timedelta(days=365))
+    assert within_window(start, None, end + timedelta(days=365))
+    assert within_window(None, None, start)

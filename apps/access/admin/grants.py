@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -14,7 +14,7 @@ from apps.access.admin.common import CsvImportExportAdmin, ServiceWritesMixin
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.models import DriverToken, Grant
 from apps.access.resources import DATETIME_HELP, GrantResource
-from apps.access.selectors import grant_identical_get, station_get
+from apps.access.selectors import grant_active_q, grant_identical_get, station_get
 from apps.access.services import grant_create, grant_revoke, grant_update, station_ensure
 
 
@@ -128,9 +128,7 @@ class GrantStateFilter(admin.SimpleListFilter):
         not_revoked = queryset.filter(revoked_at=None)
         match self.value():
             case "live":
-                return not_revoked.filter(Q(valid_from=None) | Q(valid_from__lte=now)).filter(
-                    Q(valid_until=None) | Q(valid_until__gt=now)
-                )
+                return queryset.filter(grant_active_q(at=now))
             case "scheduled":
                 return not_revoked.filter(valid_from__gt=now)
             case "expired":

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +17,7 @@ from apps.access.admin.common import CsvImportExportAdmin, ServiceWritesMixin, c
 from apps.access.identifiers import driver_token_check
 from apps.access.models import DriverToken, Grant
 from apps.access.resources import DATETIME_HELP, DriverTokenResource
+from apps.access.selectors import window_q
 from apps.access.services import token_block, token_create, token_unblock, token_update
 
 
@@ -36,7 +37,7 @@ class TokenValidityFilter(admin.SimpleListFilter):
         now = timezone.now()
         match self.value():
             case "current":
-                return queryset.filter(Q(valid_until=None) | Q(valid_until__gt=now))
+                return queryset.filter(window_q(at=now, has_from=False))
             case "expiring":
                 return queryset.filter(valid_until__gt=now, valid_until__lte=now + timedelta(days=30))
             case "expired":

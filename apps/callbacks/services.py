@@ -264,7 +264,7 @@ def _claim(request_ids: Sequence[uuid.UUID], now: datetime) -> list[ClaimedDeliv
     """
     table = CallbackDelivery._meta.db_table
     lease_until = now + timedelta(seconds=settings.CHARGE_CALLBACK_CLAIM_LEASE_S)
-    ids, id_params = one_of("request_id", [_pk(rid) for rid in request_ids], array_type="uuid")
+    ids, id_params = one_of(CallbackDelivery, "request", [_pk(rid) for rid in request_ids])
     sql = (
         f"UPDATE {table} SET next_attempt_at = %s, dispatched_at = NULL "  # noqa: S608 - names from the model
         f"WHERE {ids} AND status IN (%s, %s) AND next_attempt_at <= %s "
@@ -403,10 +403,10 @@ def _results_record(results: Sequence[_Result], now: datetime, *, queued: set[uu
         # One array per column (unnest): the same text for every batch size, so psycopg converts it
         # once and PostgreSQL parses eight parameters, not two per value (as apps/core/sql.py does;
         # a single row keeps the plain form, which is cheaper to send than eight one-item arrays).
-        arrays = ", ".join(typed_hole(CallbackDelivery, name, array=True) for name in columns)
+        arrays = ", ".join(typed_hole(CallbackDelivery, name, array=True) for name in ["request", *columns])
         update = (
             f"UPDATE {table} AS d SET {', '.join(f'{name} = v.{name}' for name in columns)}, "  # noqa: S608
-            f"updated_at = %s FROM unnest(%s::uuid[], {arrays}) AS v(request_id, {', '.join(columns)}) "
+            f"updated_at = %s FROM unnest({arrays}) AS v(request_id, {', '.join(columns)}) "
             "WHERE d.request_id = v.request_id"
         )
         params: list[Any] = [adapt(now), keys, *columns.values()]

@@ -19,23 +19,31 @@ def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def one_of(column: str, values: Sequence[Any], *, array_type: str) -> tuple[str, list[Any]]:
-    """`column` is one of `values`: `IN (%s, …)` with a parameter per value, or on PostgreSQL
-    `= ANY(%s::type[])` with one array, whose text is the same for every count (see insert_sql)."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::{array_type}[])", [list(values)]
-    return f"{column} IN ({placeholders(len(values))})", list(values)
+def _column(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)  # noqa: S101 - a column, not a relation's reverse side
+    return field
+
+
+def _field_hole(field: Field[Any, Any], *, array: bool) -> str:
+    # PostgreSQL wants the type where it cannot infer one (inside CASE, unnest, = ANY).
+    return f"%s::{field.db_type(connection)}{'[]' if array else ''}"
 
 
 def typed_hole(model: type[Model], name: str, *, array: bool = False) -> str:
     """The placeholder of a value (or, `array`, of an array of values; PostgreSQL only) of one of
-    `model`'s columns. PostgreSQL wants the type where it cannot infer one (inside CASE, unnest);
-    SQLite stores what it is given."""
-    if connection.vendor != "postgresql":
-        return "%s"
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field)  # noqa: S101 - a column, not a relation's reverse side
-    return f"%s::{field.db_type(connection)}{'[]' if array else ''}"
+    `model`'s fields, typed on PostgreSQL; SQLite stores what it is given."""
+    return _field_hole(_column(model, name), array=array) if connection.vendor == "postgresql" else "%s"
+
+
+def one_of(model: type[Model], name: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`model`'s field `name` is one of `values`: `IN (%s, …)` with a parameter per value, or on
+    PostgreSQL `= ANY(%s::type[])` with one array, whose text is the same for every count (see
+    insert_sql)."""
+    field = _column(model, name)
+    if connection.vendor == "postgresql":
+        return f"{field.column} = ANY({_field_hole(field, array=True)})", [list(values)]
+    return f"{field.column} IN ({placeholders(len(values))})", list(values)
 
 
 _InsertShape = tuple[str, tuple["Field[Any, Any]", ...], str, str]
@@ -58,7 +66,9 @@ def _insert_shape_build(model: type[Model]) -> _InsertShape:
         f for f in meta.concrete_fields if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
     )
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    arrays = (
+        ", ".join(_field_hole(f, array=True) for f in fields) if connection.vendor == "postgresql" else ""
+    )
     return f"INSERT INTO {meta.db_table} ({columns})", fields, "(" + placeholders(len(fields)) + ")", arrays
 
 

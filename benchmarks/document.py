@@ -85,8 +85,8 @@ def settings_used(env: dict[str, str]) -> dict[str, Any]:
     return {
         "environment": {k: env[k] for k in STACK_KNOBS if env.get(k)},
         "effective": {
-            "api": f"gunicorn project.wsgi --workers {env.get('API_WORKERS', '2')} "
-            f"--threads {env.get('API_THREADS', '4')} (compose/local/api.sh)",
+            "api": f"granian project.wsgi:application --workers {env.get('API_WORKERS', '2')} "
+            f"--blocking-threads {env.get('API_THREADS', '4')} (compose/local/serve.sh)",
             "authorize_worker": f"celery worker -Q authorize --pool {env.get('AUTHORIZE_POOL', 'threads')} "
             "--concurrency "
             f"{env.get('AUTHORIZE_CONCURRENCY', '4')}",

@@ -1,10 +1,10 @@
 """A benchmark-only WSGI app: what the api's figures are bounded by on this machine.
 
-benchmarks/floors.py serves it with the api's gunicorn settings (compose/local/api.sh: workers,
-threads, --preload, access log) and the project's settings and middleware (benchmarks.floor_settings
+benchmarks/floors.py serves it with the api's own server script (compose/local/serve.sh: granian,
+workers, threads, access log) and the project's settings and middleware (benchmarks.floor_settings
 only swaps the URLconf for this module), then drives it with the benchmark's load generator:
 
-  POST /api/floor/noop     a django-ninja route that does nothing: gunicorn, Django's middleware
+  POST /api/floor/noop     a django-ninja route that does nothing: the server, Django's middleware
                            and ninja per request; the floor of the synchronous routes
   POST /api/floor/produce  produces the body's station_id, driver_token and callback_url as a
                            ChargeRequestV1 with the api's producer (apps.charging.producer: acks=all,
@@ -12,7 +12,7 @@ only swaps the URLconf for this module), then drives it with the benchmark's loa
                            the accept route without its key check, rate limit, validation and
                            idempotency; the floor of the accept figures
 
-Never part of project/urls.py: only a gunicorn started with DJANGO_SETTINGS_MODULE=
+Never part of project/urls.py: only a server started with DJANGO_SETTINGS_MODULE=
 benchmarks.floor_settings serves it.
 """
 

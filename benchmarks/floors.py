@@ -6,9 +6,9 @@ fraction of its floor.
           stack's two worker pools: tasks/s and CPU per task, beside CPU per authorize/deliver task
   kafka   a bare produce → consume round trip with the api's producer (benchmarks/kafka_floor.py)
           at fixed rates, and its max rate, beside end-to-end latency and accept latency
-  http    the api's gunicorn settings serving benchmarks/floor_app.py: a no-op django-ninja route
-          and a route that only produces to Kafka, each as a burst on 64 and on 8 connections,
-          beside the accept burst and the synchronous decisions
+  http    the api's server (compose/local/serve.sh) serving benchmarks/floor_app.py: a no-op
+          django-ninja route and a route that only produces to Kafka, each as a burst on 64 and on
+          8 connections, beside the accept burst and the synchronous decisions
 
 Run with the stack stopped (after its phases), except at the tiny scale, where they overlap its
 start-up to keep `make test` quick (`Scale.floors_during_startup`).
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import celery_floor, kafka_floor, loadgen
-from benchmarks.config import FLOORS, VENV_BIN, Scale
+from benchmarks.config import FLOORS, Scale
 from benchmarks.processes import REPO, GroupSampler, Process, free_port, group_of, listener_pid, wait_until
 
 HTTP_CONNECTIONS = (64, 8)
@@ -33,26 +33,14 @@ FLOOR_STATIONS = 200
 FLOOR_ROUTES = {"noop": ("/api/floor/noop", 200), "produce": ("/api/floor/produce", 202)}
 
 
-def floor_server_argv(env: dict[str, str], port: int) -> list[str]:
-    """gunicorn as compose/local/api.sh starts it, serving the floor app instead of project.wsgi.
+FLOOR_APP = "benchmarks.floor_app:application"
 
-    BENCH_FLOOR_SERVER=granian serves it from granian's WSGI interface instead (the same workers and
-    threads per worker; granian is not a dependency: found on PATH), to weigh a server model."""
-    if env.get("BENCH_FLOOR_SERVER", "gunicorn") == "granian":
-        granian = shutil.which("granian", path=env.get("PATH"))
-        if granian is None:
-            raise RuntimeError("BENCH_FLOOR_SERVER=granian, but no granian on PATH")
-        return [
-            granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", env.get("API_WORKERS") or "2", "--blocking-threads", env.get("API_THREADS") or "4",
-            "--log-level", "warning", "benchmarks.floor_app:application",
-        ]  # fmt: skip
-    argv = [str(VENV_BIN / "gunicorn"), "benchmarks.floor_app:application", "--bind", f"127.0.0.1:{port}"]
-    argv += ["--workers", env.get("API_WORKERS") or "2", "--threads", env.get("API_THREADS") or "4"]
-    argv += ["--preload"]
-    if env.get("API_ACCESS_LOG", "0") == "1":
-        argv += ["--access-logfile", "-"]
-    return [*argv, "--log-level", "warning"]
+
+def floor_server(env: dict[str, str], port: int) -> tuple[list[str], dict[str, str]]:
+    """The api's own server script (compose/local/serve.sh: the same server, workers, threads and
+    knobs as `make run`) serving the floor app instead of project.wsgi: its argv and environment."""
+    argv = ["bash", str(REPO / "compose" / "local" / "serve.sh")]
+    return argv, {**env, "API_APP": FLOOR_APP, "API_UPSTREAM_PORT": str(port)}
 
 
 def floors_measure(
@@ -123,16 +111,15 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     upstream, port = free_port(), free_port()
-    server_env = {
-        **env,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.floor_settings",
-        "CHARGE_TOPIC": topic,
-        # As api.sh: every gunicorn worker writes its metrics to files here.
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    argv = floor_server_argv(env, upstream)
+    argv, server_env = floor_server(env, upstream)
+    server_env.update(
+        DJANGO_SETTINGS_MODULE="benchmarks.floor_settings",
+        CHARGE_TOPIC=topic,
+        # As api.sh: every worker process writes its metrics to files here.
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
     server = Process("floor-api", argv, work / "logs" / "floor-api.log", env=server_env).start()
-    # As the stack (and `make run`): nginx in front of gunicorn.
+    # As the stack (and `make run`): nginx in front of the api's server.
     front = Process(
         "floor-nginx",
         ["bash", str(REPO / "compose" / "local" / "nginx.sh"), "run", "--data", str(work / "floor-nginx")],
@@ -156,7 +143,7 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
         sampler = GroupSampler(groups).start()
         results: dict[str, dict[str, Any]] = {}
         for route in FLOOR_ROUTES:
-            # Warm-up: the first produce of each gunicorn worker creates its producer.
+            # Warm-up: the first produce of each worker process creates its producer.
             _burst(port, route, requests=min(50, scale.floor_requests // 4), connections=8)
             results[route] = {}
             for connections in HTTP_CONNECTIONS:
@@ -179,12 +166,14 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
         front.stop()
         server.stop()
     return {
-        "what": "benchmarks/floor_app.py under the api's gunicorn settings, behind nginx as the api is, "
+        "what": "benchmarks/floor_app.py under the api's server (compose/local/serve.sh), behind nginx as "
+        "the api is, "
         "and the project's middleware: "
         "noop = a django-ninja route that does nothing; produce = the api's producer only (acks=all), "
         f"202 once acknowledged; closed-loop bursts of {scale.floor_requests} requests on each of "
         f"{', '.join(map(str, HTTP_CONNECTIONS))} connections",
-        "server": " ".join(argv[1:]),
+        "server": f"compose/local/serve.sh, API_WORKERS={env.get('API_WORKERS') or 2} "
+        f"API_THREADS={env.get('API_THREADS') or 4}",
         **results,
     }
 

@@ -2,7 +2,7 @@
 
 `make bench` measures each process of the stack under load; this measures the code those processes
 run, one call after another in a single thread, so the report can tell our share of a process's
-CPU from gunicorn's, Celery's and the contention of two busy cores:
+CPU from the HTTP server's, Celery's and the contention of two busy cores:
 
   sync_authorize     POST /api/v1/authorize through Django's WSGI handler: middleware, ninja, the
                      key check, the rate-limit script in Redis, the ACL query, the logged decision

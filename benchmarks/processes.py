@@ -2,7 +2,7 @@
 
 Each process is started in its own session, so it leads its own process group: stopping it is one
 signal to that group (never a kill by name), and its resident memory and CPU time are the sums over
-the group (gunicorn master + workers, a Celery main process + its pool, a postmaster + backends).
+the group (the api server's master + workers, a Celery main process + its pool, a postmaster + backends).
 Services started by scripts (Kafka, Redis, PostgreSQL) are found by the port they listen on.
 """
 

@@ -5,7 +5,7 @@
 BENCH_PROFILE names processes of the stack (api, bridge, authorize, callbacks, beat, flower);
 BENCH_PROFILE_PHASE names phases (burst, accept, ladder:<rate>, ladder for every step, sync; default
 every phase); BENCH_PROFILE_GIL=1 keeps only samples that hold the GIL (CPU, not waiting).
-py-spy samples the process and its children (gunicorn workers, the prefork pool) from
+py-spy samples the process and its children (the api's workers, the prefork pool) from
 outside (ptrace; root or CAP_SYS_PTRACE), without changing them, for the whole phase including its
 drain, and writes per process and phase under benchmarks/results/profiles/:
   <stamp>-<phase>-<process>.txt        collapsed stacks ("frame;frame;frame count"; speedscope.app

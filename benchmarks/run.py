@@ -3,7 +3,7 @@
 compose/local/bench.sh starts Kafka, Redis and PostgreSQL in a temporary folder and calls this with
 their addresses in KAFKA_BOOTSTRAP_SERVERS, REDIS_URL and DATABASE_URL; the integration test calls it
 the same way with the test fixtures' services. This module then starts, each in its own process
-group and with the project's own start scripts, the api (compose/local/api.sh: gunicorn), the bridge
+group and with the project's own start scripts, the api (compose/local/api.sh: granian), the bridge
 (bridge.sh), the authorize worker (worker.sh, prefork), the callbacks worker (worker.sh, threads),
 beat and Flower, plus a callback receiver (benchmarks/receiver.py), and stops all of them at the end,
 whatever happened.
@@ -17,7 +17,7 @@ Phases (BENCH_PHASES, default all, in this order):
   sync           c) POST /api/v1/authorize without a callback, closed loop
   floors         the bounds of those figures on this machine (benchmarks/floors.py), with the stack
                  stopped: a no-op Celery task, a bare Kafka round trip, a no-op and a produce-only
-                 route on the api's gunicorn settings
+                 route on the api's server settings
 Resource use is sampled all along. After each phase every accepted request is checked: one decision
 row, one callback delivery (delivered), one callback at the receiver.
 

@@ -98,7 +98,7 @@ def stack_env(work: Path, *, redis_db: int | None, database: str) -> dict[str, s
         CHARGE_DLQ_TOPIC=f"bench-{suffix}.dlq",
         CHARGE_BRIDGE_GROUP=f"bench-bridge-{suffix}",
         CHARGE_BRIDGE_METRICS_PORT=str(free_port()),
-        # As `make run`: nginx on API_PORT in front of gunicorn on API_UPSTREAM_PORT.
+        # As `make run`: nginx on API_PORT in front of the api server on API_UPSTREAM_PORT.
         API_PORT=env.get("BENCH_API_PORT") or str(free_port()),
         API_UPSTREAM_PORT=str(free_port()),
         # dev_seed (run by api.sh) wants these; the benchmark uses its own client and key.

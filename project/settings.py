@@ -72,7 +72,7 @@ MIDDLEWARE = [
 # routes authenticate by Bearer key, set no cookie and render no page, so they skip all of it:
 # ~10 % of an accepted request's CPU (benchmarks.hot_paths, README "Benchmarks").
 SITE_MIDDLEWARE = [
-    # Serves the admin's static files from gunicorn: no separate web server needed locally.
+    # Serves the admin's static files from the api's server: no separate web server needed locally.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

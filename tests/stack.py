@@ -118,6 +118,16 @@ class ManagedProcess:
             raise ProcessExited(f"{self.name} exited early; log tail:\n{self.log_tail()}")
 
 
+def api_server_process(
+    name: str, log_path: Path, *, env: dict[str, str], port: int, workers: int = 1, threads: int = 4
+) -> ManagedProcess:
+    """The api's HTTP server as `make run` starts it (compose/local/serve.sh: granian serving
+    project.wsgi), on 127.0.0.1:`port`; not started yet."""
+    server_env = {**env, "API_UPSTREAM_PORT": str(port), "API_WORKERS": str(workers)}
+    server_env["API_THREADS"] = str(threads)
+    return ManagedProcess(name, ["bash", str(SCRIPTS / "serve.sh")], log_path, env=server_env)
+
+
 @dataclass
 class Service:
     """A started service: its process, its URL, and how to restart it on the same data."""

@@ -96,7 +96,7 @@ class RequestProducer:
         self.producer.flush(0)
 
 
-# This process's producer. A forked child (gunicorn worker) never reuses its parent's.
+# This process's producer. A forked child (an api worker, a prefork child) never reuses its parent's.
 _producer: PerProcess[RequestProducer] = PerProcess(RequestProducer)
 
 

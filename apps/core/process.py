@@ -1,8 +1,9 @@
 """One of a thing per process: a client or a thread created on first use, never shared across a fork.
 
-gunicorn forks its workers from a master that imported the app (--preload), and a Celery prefork
-pool forks its children: a socket or a thread inherited from the parent must not be used by the
-child, so the holder remembers the pid it built its value in and builds a new one after a fork.
+The api's server forks its workers (granian imports the app in each; a preloading server would
+import it in the master first), and a Celery prefork pool forks its children: a socket or a thread
+inherited from the parent must not be used by the child, so the holder remembers the pid it built
+its value in and builds a new one after a fork.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Serving the metrics: what a scrape of the api, the bridge or a worker returns.
 
-- api (gunicorn, several processes): GET /metrics merges the files every worker process wrote to
+- api (granian, several worker processes): GET /metrics merges the files every worker process wrote to
   PROMETHEUS_MULTIPROC_DIR, and adds the pipeline state read at scrape time (PipelineStateCollector).
 - bridge (one process): its own port, CHARGE_BRIDGE_METRICS_PORT.
 - a Celery worker (prefork children, or threads): its main process serves the directory its

@@ -1,7 +1,7 @@
 """Every Prometheus metric the service records, defined once (prometheus-client).
 
-Each process records into its own registry; under gunicorn and Celery prefork, where one scrape
-must see several processes, PROMETHEUS_MULTIPROC_DIR (set by the start script, before this module
+Each process records into its own registry; under the api's server and Celery prefork, where one
+scrape must see several processes, PROMETHEUS_MULTIPROC_DIR (set by the start script, before this module
 is imported) makes the values land in per-process files that one collector merges on scrape.
 
 Labels are bounded sets only: a route pattern, never a path; a status or reason, never an id.

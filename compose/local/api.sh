@@ -14,26 +14,11 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py dev_seed
 .venv/bin/python manage.py collectstatic --noinput -v 0
-# Every gunicorn worker writes its metrics here and /metrics merges them; stale files of an earlier
+# Every api worker process writes its metrics here and /metrics merges them; stale files of an earlier
 # run would be counted again, so the directory starts empty.
 export PROMETHEUS_MULTIPROC_DIR=$CHARGE_LOCAL_DIR/metrics/api
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-port=${API_UPSTREAM_PORT:-${API_PORT:-8000}}
-if [ "${API_SERVER:-gunicorn}" = granian ]; then
-  access_log=()
-  [ "${API_ACCESS_LOG:-0}" = 1 ] && access_log=(--access-log)
-  exec .venv/bin/granian --interface wsgi --host 127.0.0.1 --port "$port" \
-    --workers "${API_WORKERS:-2}" --blocking-threads "${API_THREADS:-4}" --respawn-failed-workers \
-    "${access_log[@]}" --log-level warning project.wsgi:application
-fi
-# gunicorn's line per request only with API_ACCESS_LOG=1: the api's structured line per request
-# (request_accepted, with its request_id) is the one line of its stage, and nginx can log too.
-access_log=()
-[ "${API_ACCESS_LOG:-0}" = 1 ] && access_log=(--access-logfile -)
-# Behind nginx (make run, make bench: compose/local/nginx.sh listens on API_PORT) gunicorn takes
-# API_UPSTREAM_PORT; alone, API_PORT.
-exec .venv/bin/gunicorn project.wsgi \
-  --bind "127.0.0.1:$port" \
-  --workers "${API_WORKERS:-2}" --threads "${API_THREADS:-4}" --preload \
-  "${access_log[@]}" --log-level warning
+# Behind nginx (make run, make bench: compose/local/nginx.sh listens on API_PORT) the server takes
+# API_UPSTREAM_PORT; alone, API_PORT (compose/local/serve.sh).
+exec bash compose/local/serve.sh

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# nginx in front of the local api (gunicorn): whole requests only, slow clients timed out.
+# nginx in front of the local api (granian): whole requests only, slow clients timed out.
 #
 #   compose/local/nginx.sh run --port P --upstream-port U --data DIR   # foreground (make run / Procfile)
 #
 # --port defaults to $API_PORT, then 8000; --upstream-port to $API_UPSTREAM_PORT, then 8001 (where
-# gunicorn listens). NGINX_CLIENT_TIMEOUT_S (10) bounds how long a request may take to arrive.
+# the api's server listens). NGINX_CLIENT_TIMEOUT_S (10) bounds how long a request may take to arrive.
 # Files in DIR: nginx.conf (rendered from compose/local/nginx.conf.template), temp folders.
 set -euo pipefail
 

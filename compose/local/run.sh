@@ -10,7 +10,7 @@ ROOT=$PWD
 
 export CHARGE_LOCAL_DIR=${CHARGE_LOCAL_DIR:-$ROOT/.local}
 export API_PORT=${API_PORT:-8000}
-# gunicorn listens here, behind nginx on API_PORT (compose/local/nginx.sh says why).
+# The api server (granian) listens here, behind nginx on API_PORT (compose/local/nginx.sh says why).
 export API_UPSTREAM_PORT=${API_UPSTREAM_PORT:-8001}
 export FLOWER_PORT=${FLOWER_PORT:-5555}
 export KAFKA_PORT=${KAFKA_PORT:-9092}

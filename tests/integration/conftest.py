@@ -22,11 +22,10 @@ from apps.charging.topics import topics_ensure
 from apps.clients.models import ApiClient
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
 from tests.receiver import CallbackReceiver
-from tests.stack import ManagedProcess, free_port, wait_until
+from tests.stack import ManagedProcess, api_server_process, free_port, wait_until
 
 PYTHON = sys.executable
 CELERY = str(Path(sys.executable).with_name("celery"))
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -117,12 +116,12 @@ class Pipeline:
         return process
 
     def start_api(self, *, workers: int = 2, threads: int = 4, **env: str) -> str:
-        """gunicorn serving project.wsgi on a free port, as `make run` does; returns the /api base URL."""
+        """The api's server serving project.wsgi on a free port, as `make run` does; returns the /api
+        base URL."""
         port = free_port()
-        argv = [GUNICORN, "project.wsgi", "--bind", f"127.0.0.1:{port}"]
-        argv += ["--workers", str(workers), "--threads", str(threads)]
-        process = ManagedProcess(
-            "api", argv, self.log_dir / f"api-{uuid.uuid4().hex[:6]}.log", env={**self.env, **env}
+        log_path = self.log_dir / f"api-{uuid.uuid4().hex[:6]}.log"
+        process = api_server_process(
+            "api", log_path, env={**self.env, **env}, port=port, workers=workers, threads=threads
         )
         self.processes.append(process.start())
         api_url = f"http://127.0.0.1:{port}/api"

@@ -83,7 +83,7 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     assert resources["idle"]["cpu_cores"].keys() >= STACK_GROUPS
     for name in ("burst", "accept", "ladder", "sync_callback", "sync"):
         assert phases[name]["settled_before"]["left_queued"] == {"authorize": 0, "callbacks": 0, "unacked": 0}
-    # The floors' gunicorn and Celery worker are gone with the harness.
+    # The floors' api server and Celery worker are gone with the harness.
     assert not _commands_mentioning(phases["floors"]["http"]["server"])
     assert not _commands_mentioning(phases["floors"]["celery"]["authorize_pool"]["worker_hostname"])
 

@@ -1,4 +1,4 @@
-"""Slow clients cannot take the api down: nginx in front of gunicorn, as `make run` starts them.
+"""Slow clients cannot take the api down: nginx in front of the api server, as `make run` starts them.
 
 A client that sends half a request and stops used to hold a gunicorn thread for good; a dozen of them
 and /api/healthz answered nothing. Behind compose/local/nginx.sh they hold only an nginx connection,
@@ -22,7 +22,7 @@ CLIENT_TIMEOUT_S = 2
 
 @pytest.fixture
 def front(pipeline: Pipeline, tmp_path: Path) -> int:
-    """gunicorn (the api) and nginx before it (the pipeline stops both); nginx's port."""
+    """The api server and nginx before it (the pipeline stops both); nginx's port."""
     upstream = int(pipeline.start_api().rsplit(":", 1)[1].split("/")[0])
     port = free_port()
     env = {

@@ -1,6 +1,6 @@
 """The pipeline on `make run`'s default database, SQLite: batched decisions and callbacks work there too.
 
-Real gunicorn, bridge and workers, real Kafka and Redis; the database is a SQLite file of this test's
+The real api server, bridge and workers, real Kafka and Redis; the database is a SQLite file of this test's
 own (DATABASE_URL unset, CHARGE_LOCAL_DIR set), migrated and keyed with the operator's commands.
 """
 

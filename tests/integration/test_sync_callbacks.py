@@ -1,4 +1,4 @@
-"""Synchronous decisions with a callback, through a real gunicorn: the wiring the test client skips.
+"""Synchronous decisions with a callback, through the real api server: the wiring the test client skips.
 
 The api process must publish the callback task through our Celery app and its Redis broker (it once
 used Celery's default app, AMQP on localhost, and answered 500 after committing the decision). With

@@ -1,40 +1,25 @@
-"""The HTTP floor runs on the api's own gunicorn settings (compose/local/api.sh), not a copy that drifts."""
+"""The HTTP floor runs on the api's own server script (compose/local/serve.sh), not a copy that drifts."""
 
 from __future__ import annotations
 
-import re
-import shlex
-
-from benchmarks.floors import floor_server_argv
+from benchmarks.floors import FLOOR_APP, floor_server
 from benchmarks.processes import REPO
 
 
-def _api_sh_gunicorn_flags() -> list[str]:
-    """The flags of api.sh's `exec gunicorn project.wsgi ...`, each ${VAR:-default} at its default."""
-    text = (REPO / "compose" / "local" / "api.sh").read_text()
-    command = text[text.index("exec .venv/bin/gunicorn project.wsgi") :]
-    lines = []
-    for line in command.splitlines():
-        lines.append(line.rstrip("\\").strip())
-        if not line.rstrip().endswith("\\"):
-            break
-    joined = " ".join(lines).replace('"${access_log[@]}"', "")  # off unless API_ACCESS_LOG=1
-    while re.search(r"\$\{\w+:-[^{}]*\}", joined):  # innermost defaults first: ${A:-${B:-8000}}
-        joined = re.sub(r"\$\{\w+:-([^{}]*)\}", r"\1", joined)
-    return shlex.split(joined)[3:]  # after exec, gunicorn and the app
+def test_the_floor_server_is_the_api_server_script_serving_the_floor_app() -> None:
+    argv, env = floor_server({"API_WORKERS": "3", "API_THREADS": "8", "API_PORT": "8000"}, 8001)
+
+    assert argv == ["bash", str(REPO / "compose" / "local" / "serve.sh")]
+    assert (env["API_APP"], env["API_UPSTREAM_PORT"]) == (FLOOR_APP, "8001")
+    assert (env["API_WORKERS"], env["API_THREADS"]) == ("3", "8")  # the api's knobs reach it
 
 
-def test_the_floor_server_has_the_api_scripts_flags() -> None:
-    argv = floor_server_argv({}, 8000)
-    assert argv[1] == "benchmarks.floor_app:application"
-    assert argv[2:] == _api_sh_gunicorn_flags()
+def test_the_api_script_serves_through_the_same_server_script() -> None:
+    api_sh = (REPO / "compose" / "local" / "api.sh").read_text()
+    serve_sh = (REPO / "compose" / "local" / "serve.sh").read_text()
 
-
-def test_the_floor_server_follows_the_api_knobs() -> None:
-    argv = floor_server_argv({"API_WORKERS": "3", "API_THREADS": "8", "API_ACCESS_LOG": "1"}, 8001)
-    flags = " ".join(argv[2:])
-    assert "--workers 3 --threads 8 --preload" in flags
-    assert "--access-logfile -" in flags
+    assert api_sh.rstrip().endswith("exec bash compose/local/serve.sh")
+    assert '"${API_APP:-project.wsgi:application}"' in serve_sh
 
 
 def test_the_floor_routes_stay_out_of_the_production_urls() -> None:

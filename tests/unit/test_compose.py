@@ -30,8 +30,8 @@ NOT_SETTINGS = {
     "POSTGRES_DB": "the postgres image and DATABASE_URL in docker-compose.yml",
     "POSTGRES_MAX_CONNECTIONS": "docker-compose.yml (postgres -c max_connections)",
     "KAFKA_CLUSTER_ID": "docker-compose.yml (the kafka service's CLUSTER_ID)",
-    "API_WORKERS": "docker-compose.yml (gunicorn --workers)",
-    "API_THREADS": "docker-compose.yml (gunicorn --threads)",
+    "API_WORKERS": "docker-compose.yml and compose/local/serve.sh (granian --workers)",
+    "API_THREADS": "docker-compose.yml and compose/local/serve.sh (granian --blocking-threads)",
     "AUTHORIZE_CONCURRENCY": "docker-compose.yml (celery --concurrency)",
     "CALLBACK_CONCURRENCY": "docker-compose.yml (celery --concurrency)",
     "HTTP_PORT": "docker-compose.yml (nginx's published port)",
@@ -119,7 +119,8 @@ def test_each_app_service_runs_its_process(services: dict[str, dict[str, Any]]) 
         value = services[name]["command"]
         return " ".join(value) if isinstance(value, list) else str(value)
 
-    assert command("api").startswith("gunicorn project.wsgi")
+    assert command("api").startswith("granian --interface=wsgi")
+    assert command("api").endswith(" project.wsgi:application")
     assert command("bridge") == "python manage.py run_bridge"
     assert "-Q authorize" in command("worker-authorize")
     assert "--pool=threads" in command("worker-authorize")

@@ -1,4 +1,4 @@
-"""A whole stack under steady load for the fault tests: gunicorn api, bridge, workers, beat, receivers.
+"""A whole stack under steady load for the fault tests: the api server, bridge, workers, beat, receivers.
 
 Each test sends about FAULT_REQUESTS requests (300 by default in `make test`, 2,000 for the full run)
 at FAULT_RATE requests/s (100) to the api over HTTP, breaks one part of the stack while they flow,

@@ -191,7 +191,8 @@ def _children(pid: int) -> list[int]:
 def test_an_api_process_killed(fault_stack: FaultStack) -> None:
     load = fault_stack.load().start()
     load.wait_until_sent(0.3)
-    [victim, *_] = _children(fault_stack.api.pid)
+    workers = _children(fault_stack.api.pid)
+    [victim, *_] = workers
 
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -200,6 +201,13 @@ def test_an_api_process_killed(fault_stack: FaultStack) -> None:
     _settle(fault_stack, load)
     fault_stack.report["first_accept_after_kill_s"] = _first_accept_after(load, killed_at)
     assert fault_stack.api.alive()
+
+    # The server starts a worker in the killed one's place (granian --respawn-failed-workers).
+    def respawned() -> bool:
+        now = _children(fault_stack.api.pid)
+        return victim not in now and len(now) == len(workers)
+
+    wait_until(respawned, timeout=30, what="a new api worker in place of the killed one", interval=0.2)
 
 
 def test_redis_restarted(fault_stack: FaultStack, redis_endpoint: Endpoint) -> None:

@@ -1,4 +1,4 @@
-"""The api as it is served: gunicorn running project.wsgi in a process of its own, on a free port.
+"""The api as it is served: its server (granian) running project.wsgi in a process of its own, on a free port.
 
 What only the real server shows is tested here: connections kept alive or closed, requests a test
 client cannot even send (no Host header), DEBUG as `make run` sets it. One server per module (it
@@ -24,9 +24,8 @@ from django.test import override_settings
 
 from apps.charging.topics import topics_ensure
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
-from tests.stack import ManagedProcess, free_port, iter_log_lines, wait_until
+from tests.stack import ManagedProcess, api_server_process, free_port, iter_log_lines, wait_until
 
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 READ_TIMEOUT_S = 10.0
 
 
@@ -47,17 +46,16 @@ class ApiServer:
 
 
 def api_server_start(env: dict[str, str], log_path: Path) -> ApiServer:
-    """gunicorn as compose/local/api.sh runs it (gthread workers), one worker of four threads."""
+    """The server as compose/local/serve.sh runs it, one worker of four threads."""
     port = free_port()
-    argv = [GUNICORN, "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
-    process = ManagedProcess("api", argv, log_path, env=env).start()
+    process = api_server_process("api", log_path, env=env, port=port, workers=1, threads=4).start()
 
     def healthy() -> bool:
         process.ensure_running()
         return httpx.get(f"http://127.0.0.1:{port}/api/healthz", timeout=1).status_code == 200
 
     try:
-        wait_until(healthy, timeout=60, what="api (gunicorn)")
+        wait_until(healthy, timeout=60, what="api server")
     except BaseException:
         process.stop()
         raise

@@ -199,8 +199,9 @@ query_value = st.one_of(
     ),  # cursors
     short_hostile_text,
 )
-# The request line stays under gunicorn's limit (4,094 bytes): beyond it gunicorn answers 414 itself,
-# before the application sees the request.
+# The request line stays under 4 KiB, below any limit of the servers the api has run on (gunicorn's
+# was 4,094 bytes, granian's is its HTTP/1 buffer): beyond one the server answers itself, before the
+# application sees the request.
 QUERY_MAX = 3_500
 query_strings = st.lists(
     st.tuples(st.sampled_from(QUERY_NAMES) | short_hostile_text, query_value),

@@ -1,5 +1,5 @@
-"""Connections as gunicorn keeps them: an oversized body must not leave a kept-alive connection that
-answers nothing more; an HTTP/1.1 request must name its Host."""
+"""Connections as the api server (granian) keeps them: an oversized body must not leave a kept-alive
+connection that answers nothing more; an HTTP/1.1 request must name its Host."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def test_an_http11_request_without_a_host_header_is_400(api_server: ApiServer) -
     with api_server.connect() as sock:
         answer = exchange(sock, b"GET /api/healthz HTTP/1.1\r\n\r\n")
 
-    assert answer.status == 400
-    assert "Host" in answer.json()["detail"]
+        assert answer.status == 400
+        assert "Host" in answer.json()["detail"]
+        assert (answer.headers["Connection"], closed_by_server(sock)) == ("close", True)
 
 
 def test_an_http10_request_needs_no_host_header(api_server: ApiServer) -> None:

@@ -1,4 +1,4 @@
-"""Hostile input from outside, against the real gunicorn: hypothesis sends bodies, content types and
+"""Hostile input from outside, against the real api server: hypothesis sends bodies, content types and
 query strings as a client library can (tests/integration/http/hostile.py) to every route.
 
 Whatever comes in: an answer always arrives (the connection is never dropped without one), never

@@ -1,4 +1,4 @@
-"""The rate limit is one bucket for every api process: two gunicorn servers share a client's tokens.
+"""The rate limit is one bucket for every api process: two api servers share a client's tokens.
 
 Each process takes tokens from the bucket in Redis (leases, apps/clients/ratelimit.py); a limit
 kept per process would let a client through once per process and server.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The api's HTTP server, granian's WSGI interface serving project.wsgi, as every caller starts it:
+# compose/local/api.sh (make run, make bench) after its setup, the tests that need a real server and
+# the benchmark's floors (API_APP=benchmarks.floor_app:application). Exec'd: the caller's PID is the
+# server's, and SIGTERM stops it gracefully.
+#
+#   API_UPSTREAM_PORT, else API_PORT (8000)  where it listens, on 127.0.0.1 (behind nginx: the upstream port)
+#   API_WORKERS (2)        worker processes; each imports the app itself, after the fork
+#   API_THREADS (4)        threads per worker running the application (granian's blocking threads)
+#   API_ACCESS_LOG (0)     1: granian's line per request (the api's own request_accepted line is the one
+#                          line of its stage, and nginx can log too)
+#
+# Why granian and not gunicorn (benchmarks/results/ab-api-server-2026-12-02/, the same 2 x 4): its HTTP
+# handling is Rust, ~0.15 ms less api CPU per request; synchronous decisions 651/710 -> 780/774 per s,
+# accept p99 at 400/s 30/36 -> 24/19 ms, and no preloading master holding a copy of the app.
+# project/edge.py holds the HTTP/1.1 rules it leaves to the application.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+access_log=()
+[ "${API_ACCESS_LOG:-0}" = 1 ] && access_log=(--access-log)
+# --respawn-failed-workers: a worker that dies (killed, out of memory) is started again, as gunicorn's
+# master did; without it granian would serve on with one worker fewer.
+exec .venv/bin/granian --interface wsgi \
+  --host 127.0.0.1 --port "${API_UPSTREAM_PORT:-${API_PORT:-8000}}" \
+  --workers "${API_WORKERS:-2}" --blocking-threads "${API_THREADS:-4}" \
+  --respawn-failed-workers --respawn-interval 0.5 \
+  "${access_log[@]}" --log-level warning \
+  "${API_APP:-project.wsgi:application}"

@@ -28,15 +28,8 @@ import uuid
 from pathlib import Path
 
 from apps.core.tasks import PING_TASK
-from benchmarks.processes import (
-    REPO,
-    GroupSampler,
-    Process,
-    free_port,
-    local_service,
-    small_report_write,
-    wait_until,
-)
+from benchmarks.processes import GroupSampler, local_service, small_report_write
+from harness.processes import REPO, Process, free_port, wait_until
 
 QUEUE = "bench-floor"
 POOLS = (("prefork", 2), ("threads", 8), ("solo", 1))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import REPO
+from harness.processes import REPO
 
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent

@@ -26,7 +26,8 @@ from typing import Any
 
 from benchmarks import celery_floor, kafka_floor, loadgen
 from benchmarks.config import FLOORS, Scale
-from benchmarks.processes import REPO, GroupSampler, Process, free_port, group_of, listener_pid, wait_until
+from benchmarks.processes import GroupSampler, group_of, listener_pid
+from harness.processes import REPO, Process, free_port, wait_until
 
 HTTP_CONNECTIONS = (64, 8)
 FLOOR_STATIONS = 200
@@ -172,8 +173,8 @@ def _http(*, env: dict[str, str], scale: Scale, work: Path, say: Callable[[str],
         "noop = a django-ninja route that does nothing; produce = the api's producer only (acks=all), "
         f"202 once acknowledged; closed-loop bursts of {scale.floor_requests} requests on each of "
         f"{', '.join(map(str, HTTP_CONNECTIONS))} connections",
-        "server": f"compose/local/serve.sh, API_WORKERS={env.get('API_WORKERS') or 2} "
-        f"API_THREADS={env.get('API_THREADS') or 4}",
+        "server": f"compose/local/serve.sh, API_WORKERS={env.get('API_WORKERS') or 1} "
+        f"API_THREADS={env.get('API_THREADS') or 8}",
         **results,
     }
 

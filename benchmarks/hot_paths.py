@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from apps.core.tasks import AUTHORIZE_TASK
-from benchmarks.processes import REPO, Process, free_port, local_service, small_report_write, wait_until
+from benchmarks.processes import local_service, small_report_write
+from harness.processes import REPO, Process, free_port, wait_until
 
 # A task of one (a quiet poll), and the batch sizes of a busy pipeline.
 BATCH_SIZES = (1, 10, 32, 100)

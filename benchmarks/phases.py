@@ -15,7 +15,7 @@ from benchmarks import loadgen
 from benchmarks.checks import accepted_ids, drain_and_check, e2e_latencies, status_counts
 from benchmarks.config import figure_command, say
 from benchmarks.context import PhaseContext, progress
-from benchmarks.processes import wait_until
+from harness.processes import wait_until
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -1,9 +1,9 @@
-"""The benchmark's own processes, and what every process group of the stack costs.
+"""What every process group of the stack costs, and the benchmark's small helpers around processes.
 
-Each process is started in its own session, so it leads its own process group: stopping it is one
-signal to that group (never a kill by name), and its resident memory and CPU time are the sums over
-the group (the api server's master + workers, a Celery main process + its pool, a postmaster + backends).
-Services started by scripts (Kafka, Redis, PostgreSQL) are found by the port they listen on.
+The processes themselves are harness.processes' (shared with the tests): each leads its own process
+group, so its resident memory and CPU time are the sums over the group (the api server's master
+and workers, a Celery main process and its pool, a postmaster and its backends). Services started
+by scripts (Kafka, Redis, PostgreSQL) are found by the port they listen on.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from harness.processes import REPO
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # smaps_rollup walks every mapping of a process: read PSS less often than RSS.
@@ -62,100 +60,6 @@ def small_report_write(
     path = out_dir / f"{stem}-{time.strftime('%Y-%m-%d')}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     return path
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll `check` until it is true; TimeoutError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except ProcessExited:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any other failure means "not yet"
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last!r})")
-
-
-class ProcessExited(RuntimeError):
-    """A process we were waiting for died."""
-
-
-@dataclass
-class Process:
-    """A child in its own session; stop() signals its whole group, then SIGKILLs what is left."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    env: dict[str, str]
-    stop_timeout: float = 20.0
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    def start(self) -> Process:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=REPO,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError(f"{self.name} was not started")
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def ensure_running(self) -> None:
-        if not self.alive():
-            raise ProcessExited(f"{self.name} exited early; log tail:\n{self.log_tail()}")
-
-    def terminate(self) -> None:
-        """SIGTERM to the group, without waiting (stop() waits)."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        # A pool child that outlived its parent must not outlive the benchmark.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
 
 
 # --- /proc ------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks.config import PYTHON, VENV_BIN, Scale, say
-from benchmarks.processes import REPO, Process, free_port, group_of, listener_pid, wait_until
+from benchmarks.processes import group_of, listener_pid
+from harness.processes import REPO, Process, free_port, wait_until
 
 # --- the stack ----------------------------------------------------------------------------------------
 

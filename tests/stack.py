@@ -6,133 +6,31 @@ one signal to that group: never a kill by name, and nothing outlives the test se
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SCRIPTS = REPO / "compose" / "local"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ProcessExited(RuntimeError):
-    """A process we wait for has died: waiting longer cannot help."""
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll `check` until it returns True; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except ProcessExited:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any other failure just means "not yet"
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last_error!r})")
-
-
-@dataclass
-class ManagedProcess:
-    """A child process in its own session; stop() signals the whole group and waits."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    env: dict[str, str] | None = None
-    stop_signal: signal.Signals = signal.SIGTERM
-    stop_timeout: float = 20.0
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    def start(self) -> ManagedProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: signal.Signals) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, sig)
-
-    def kill(self) -> None:
-        """kill -9 the whole group, as a crash would."""
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.signal(self.stop_signal)
-        try:
-            self.proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        # Children that ignored the signal (a forked pool process, say) must not outlive the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def ensure_running(self) -> None:
-        if not self.alive():
-            raise ProcessExited(f"{self.name} exited early; log tail:\n{self.log_tail()}")
+from harness.processes import REPO, SCRIPTS, Process, ProcessExited, free_port, wait_until
 
 
 def api_server_process(
     name: str, log_path: Path, *, env: dict[str, str], port: int, workers: int = 1, threads: int = 4
-) -> ManagedProcess:
+) -> Process:
     """The api's HTTP server as `make run` starts it (compose/local/serve.sh: granian serving
     project.wsgi), on 127.0.0.1:`port`; not started yet."""
     server_env = {**env, "API_UPSTREAM_PORT": str(port), "API_WORKERS": str(workers)}
     server_env["API_THREADS"] = str(threads)
-    return ManagedProcess(name, ["bash", str(SCRIPTS / "serve.sh")], log_path, env=server_env)
+    return Process(name, ["bash", str(SCRIPTS / "serve.sh")], log_path, env=server_env)
 
 
 @dataclass
 class Service:
     """A started service: its process, its URL, and how to restart it on the same data."""
 
-    process: ManagedProcess
+    process: Process
     url: str
     port: int
     data_dir: Path
@@ -197,7 +95,7 @@ def _kafka_ready(port: int) -> Callable[[], bool]:
 def start_redis(root: Path) -> Service:
     port = free_port()
     data = root / "redis"
-    proc = ManagedProcess(
+    proc = Process(
         "redis",
         ["bash", str(SCRIPTS / "redis.sh"), "run", "--port", str(port), "--data", str(data)],
         root / "logs" / "redis.log",
@@ -210,7 +108,7 @@ def start_redis(root: Path) -> Service:
 def start_postgres(root: Path) -> Service:
     port = free_port()
     data = root / "postgres"
-    proc = ManagedProcess(
+    proc = Process(
         "postgres",
         ["bash", str(SCRIPTS / "postgres.sh"), "run", "--port", str(port), "--data", str(data)],
         root / "logs" / "postgres.log",
@@ -228,7 +126,7 @@ def start_kafka(root: Path) -> Service:
     data = root / "kafka"
     argv = ["bash", str(SCRIPTS / "kafka.sh"), "run", "--port", str(port), "--controller-port"]
     argv += [str(controller_port), "--data", str(data)]
-    proc = ManagedProcess("kafka", argv, root / "logs" / "kafka.log", stop_timeout=30)
+    proc = Process("kafka", argv, root / "logs" / "kafka.log", stop_timeout=30)
     service = Service(proc.start(), f"127.0.0.1:{port}", port, data, _kafka_ready(port), 120)
     service.wait_ready()
     return service
@@ -245,8 +143,3 @@ def manage_py(*args: str, env: dict[str, str], timeout: float = 120) -> subproce
         timeout=timeout,
         check=False,
     )
-
-
-def iter_log_lines(path: Path) -> Iterator[str]:
-    if path.exists():
-        yield from path.read_text(errors="replace").splitlines()

@@ -23,7 +23,6 @@ commit here, most of a quiet batch's time (README "Benchmarks").
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import socket
@@ -35,13 +34,13 @@ from types import FrameType
 
 import redis
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from redis import RedisError
 
 from apps.callbacks.first_attempts import FirstAttempts
-from apps.charging.messages import REQUEST_ID_HEADER, MalformedMessage, decode_v1, unstorable_message
+from apps.charging.messages import MalformedMessage, decode_v1, unstorable_message
 from apps.charging.producer import WITHDRAWN_KEY
 from apps.charging.services import (
     UNSTORABLE_ERRORS,
@@ -55,18 +54,17 @@ from apps.charging.services import (
 )
 from apps.core.kv import redis_client
 from apps.core.tasks import queue_lengths
-from apps.monitoring.exposition import multiprocess_dir
 from apps.monitoring.metrics import (
     BRIDGE_BATCH_FAILURES,
     BRIDGE_BATCH_SIZE,
-    BRIDGE_CONSUMER_LAG,
     BRIDGE_MESSAGES,
     DECISION_BATCH_SIZE,
 )
+from workers.consumer_lag import LAG_INTERVAL_S, ConsumerLag
+from workers.dead_letters import DeadLetters
 
 logger = structlog.get_logger(__name__)
 
-DLQ_ERROR_HEADER = "error"
 RETRY_BACKOFF_S = (0.5, 1, 2, 5)
 TOPIC_WAIT_S = 60.0
 # Done batches are committed at most this often (and at once on a rebalance or a stop): a commit is
@@ -81,7 +79,6 @@ QUEUES_EMPTY_TRUST_S = 0.05
 # A database that is away: the batch is read again, never set aside or handed on.
 DATABASE_AWAY = (OperationalError, InterfaceError)
 # Consumer lag comes with librdkafka's statistics this often.
-LAG_INTERVAL_S = 1.0
 
 Batch = dict[int, list[Message]]  # partition → its messages of one poll, in offset order
 
@@ -97,22 +94,6 @@ def instance_id() -> str | None:
     """This bridge's static group member id (CHARGE_BRIDGE_INSTANCE_ID), or None for a dynamic member."""
     configured = settings.CHARGE_BRIDGE_INSTANCE_ID.strip()
     return configured.replace("{hostname}", socket.gethostname()) if configured else None
-
-
-def _headers(message: Message) -> list[tuple[str, str | bytes | None]]:
-    """A consumed message's headers as (name, value) pairs (librdkafka hands back a list of them)."""
-    found = message.headers() or []
-    pairs = found.items() if isinstance(found, dict) else found
-    return [(str(key), value) for key, value in pairs]
-
-
-def _header_request_id(message: Message) -> str | None:
-    """The request_id header the api sets on every message: readable even when the body is not."""
-    for key, value in _headers(message):
-        if key == REQUEST_ID_HEADER and value:
-            raw = value if isinstance(value, bytes) else str(value).encode()
-            return raw.decode(errors="replace")[:64]
-    return None
 
 
 def _partitions_text(partitions: Sequence[TopicPartition]) -> list[str]:
@@ -135,19 +116,18 @@ class Bridge:
         self.topic = settings.CHARGE_TOPIC
         self.stopping = False
         self.consumer: Consumer | None = None
-        self.dlq_producer: Producer | None = None
+        self.dead_letters = DeadLetters()
         # Offsets processed but not yet committed (only between processing and commit).
         self._done: dict[int, int] = {}
         self._failures = 0
         self._paused: list[TopicPartition] = []
         self._resume_at: float | None = None
         self._assigned: set[int] = set()
-        self._lag_partitions: set[str] = set()
+        self._lag = ConsumerLag(self.topic)
         self._commit_due = 0.0
         self._queues_empty_until = 0.0
         # The Celery broker's Redis (its queue lengths), which need not be REDIS_URL's.
         self._broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
-        self._dlq_errors: list[KafkaError] = []
         # The first attempt of each callback it decided, made beside the loop (none: deliver tasks).
         threads = settings.CHARGE_BRIDGE_CALLBACK_THREADS
         self.first_attempts = FirstAttempts(threads=threads, by="bridge") if threads > 0 else None
@@ -167,12 +147,6 @@ class Bridge:
         if self.consumer is None:
             raise RuntimeError("the bridge is not connected")
         return self.consumer
-
-    @property
-    def _dlq(self) -> Producer:
-        if self.dlq_producer is None:
-            raise RuntimeError("the bridge is not connected")
-        return self.dlq_producer
 
     def connect(self) -> None:
         session_ms = settings.CHARGE_BRIDGE_SESSION_TIMEOUT_MS
@@ -201,7 +175,7 @@ class Bridge:
             "on_commit": self._on_commit,
             # Consumer lag per partition, for the metrics (served from within poll()).
             "statistics.interval.ms": int(LAG_INTERVAL_S * 1000),
-            "stats_cb": self._lag_observe,
+            "stats_cb": lambda stats: self._lag.observe(stats, assigned=self._assigned),
             "logger": logging.getLogger("kafka.librdkafka"),
         }
         if settings.CHARGE_BRIDGE_FETCH_BACKOFF_MS:
@@ -218,15 +192,7 @@ class Bridge:
         self._consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        self.dlq_producer = Producer(
-            {
-                "bootstrap.servers": ",".join(settings.KAFKA_BOOTSTRAP_SERVERS),
-                "client.id": "charge-bridge-dlq",
-                "acks": "all",
-                "enable.idempotence": True,
-                "logger": logging.getLogger("kafka.librdkafka"),
-            }
-        )
+        self.dead_letters.connect()
         logger.info(
             "bridge_connected",
             topic=self.topic,
@@ -269,8 +235,7 @@ class Bridge:
             # A dynamic member leaves the group here, so another bridge gets the partitions at once; a
             # static one keeps them for its replacement (or until its session times out).
             self._consumer.close()
-            if self.dlq_producer is not None:
-                self.dlq_producer.flush(5)
+            self.dead_letters.close()
             if self.first_attempts is not None:
                 self.first_attempts.close()
             logger.info("bridge_stopped")
@@ -447,9 +412,9 @@ class Bridge:
                     (by_place[(item.partition, item.offset)], unstorable_message(item.message, error))
                 )
             outcome.stored = len(consumed)
-        self._dlq_errors = []
+        self.dead_letters.batch_begin()
         for message, error in malformed:
-            self._dead_letter(message, error)
+            self.dead_letters.send(message, error)
             outcome.dead_lettered += 1
             try:
                 logged = charging_request_store_invalid(
@@ -461,7 +426,7 @@ class Bridge:
                 logged = False
             outcome.invalid += int(logged)
         if malformed:
-            self._dlq_flush()
+            self.dead_letters.flush()
         if consumed:
             self._decide(undecided)
             # One line per batch, with its ids, so a grep for a request_id finds the bridge too;
@@ -561,41 +526,6 @@ class Bridge:
             logger.warning("withdrawn_requests_skipped", count=outcome.withdrawn)
         return kept
 
-    def _dead_letter(self, message: Message, error: MalformedMessage) -> None:
-        headers = _headers(message)
-        headers += [
-            (DLQ_ERROR_HEADER, error.error.encode()[:1000]),
-            ("reason", error.reason.value.encode()),
-            ("source_partition", str(message.partition()).encode()),
-            ("source_offset", str(message.offset()).encode()),
-        ]
-        self._dlq.produce(
-            settings.CHARGE_DLQ_TOPIC,
-            value=message.value(),
-            key=message.key(),
-            headers=headers,
-            on_delivery=self._dead_lettered,
-        )
-        logger.warning(
-            "message_dead_lettered",
-            request_id=str(error.salvage.get("request_id", "")) or _header_request_id(message),
-            partition=message.partition(),
-            offset=message.offset(),
-            error=error.error,
-        )
-
-    def _dead_lettered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._dlq_errors.append(error)
-
-    def _dlq_flush(self) -> None:
-        """Every dead letter of the batch acknowledged before its offsets are committed."""
-        remaining = self._dlq.flush(10)
-        if remaining or self._dlq_errors:
-            raise RuntimeError(
-                f"dead letters not acknowledged: {remaining} left, errors {self._dlq_errors!r}"
-            )
-
     def _rewind(self, batch: Batch, exc: Exception) -> None:
         """Seek back to the batch's first offsets and pause until a backoff has passed."""
         partitions = [TopicPartition(self.topic, partition) for partition in batch]
@@ -612,36 +542,3 @@ class Bridge:
         if self._resume_at is not None and time.monotonic() >= self._resume_at and self.consumer is not None:
             self._consumer.resume(self._paused)
             self._paused, self._resume_at = [], None
-
-    def _lag_observe(self, stats: str) -> None:
-        """librdkafka's statistics (every LAG_INTERVAL_S): each assigned partition's consumer lag.
-
-        The high watermark minus where this bridge is: the offset it has consumed up to, else the
-        committed one, else (a new group, which starts from the earliest) the low watermark.
-        """
-        try:
-            partitions = json.loads(stats)["topics"][self.topic]["partitions"]
-        except (ValueError, KeyError, TypeError):
-            return
-        seen: set[str] = set()
-        for number, figures in partitions.items():
-            if number == "-1" or int(number) not in self._assigned:
-                continue
-            high = figures.get("hi_offset", -1)
-            at = next(
-                (
-                    o
-                    for o in (figures.get(k, -1) for k in ("app_offset", "committed_offset", "lo_offset"))
-                    if o >= 0
-                ),
-                -1,
-            )
-            if high < 0 or at < 0:
-                continue  # nothing fetched from it yet
-            lag = max(high - at, 0)
-            BRIDGE_CONSUMER_LAG.labels(partition=number).set(lag)
-            seen.add(number)
-        if not multiprocess_dir():  # (multiprocess mode cannot remove series)
-            for number in self._lag_partitions - seen:
-                BRIDGE_CONSUMER_LAG.remove(number)
-        self._lag_partitions = seen

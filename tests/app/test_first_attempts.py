@@ -25,9 +25,9 @@ from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.services import ClaimedDelivery, deliveries_attempt, deliveries_dispatch_due
 from apps.charging.messages import ChargeRequestV1
 from apps.charging.services import Consumed, charging_requests_store_decided
+from harness.processes import wait_until
 from tests.app.callers import STATION, TOKEN, SentTasks
 from tests.receiver import CallbackReceiver, Received, Reply
-from tests.stack import wait_until
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 

@@ -21,8 +21,9 @@ from django.test import Client
 from apps.charging.topics import topics_ensure
 from apps.clients.models import ApiClient
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
+from harness.processes import Process, free_port, wait_until
 from tests.receiver import CallbackReceiver
-from tests.stack import ManagedProcess, api_server_process, free_port, wait_until
+from tests.stack import api_server_process
 
 PYTHON = sys.executable
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -35,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def worker_wait_ready(
-    process: ManagedProcess, redis_url: str, *, queue: str = "authorize", timeout: float = 60
+    process: Process, redis_url: str, *, queue: str = "authorize", timeout: float = 60
 ) -> None:
     """A worker is ready when it has run a task we sent to its queue: the ops.ping round trip."""
     from workers import app
@@ -51,7 +52,7 @@ def worker_wait_ready(
     wait_until(ran, timeout=timeout, what="celery worker")
 
 
-def bridge_wait_ready(process: ManagedProcess, *, timeout: float = 60) -> None:
+def bridge_wait_ready(process: Process, *, timeout: float = 60) -> None:
     def assigned() -> bool:
         process.ensure_running()
         # Assigned at least one partition: an empty assignment means the topic was not seen yet.
@@ -69,7 +70,7 @@ class Pipeline:
     api_client: ApiClient
     api_key: str
     receiver: CallbackReceiver
-    processes: list[ManagedProcess] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
 
     @property
     def topic(self) -> str:
@@ -81,17 +82,17 @@ class Pipeline:
 
     def start_worker(
         self, *, queues: str = "authorize,callbacks", pool: str = "prefork", concurrency: int = 2
-    ) -> ManagedProcess:
+    ) -> Process:
         argv = [CELERY, "-A", "workers", "worker", "-Q", queues, "--pool", pool]
         argv += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
         argv += ["--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]
         log = self.log_dir / f"worker-{queues.split(',', maxsplit=1)[0]}-{uuid.uuid4().hex[:6]}.log"
-        process = ManagedProcess("worker", argv, log, env=self.env)
+        process = Process("worker", argv, log, env=self.env)
         self.processes.append(process.start())
         worker_wait_ready(process, self.env["REDIS_URL"], queue=queues.split(",", maxsplit=1)[0])
         return process
 
-    def start_beat(self) -> ManagedProcess:
+    def start_beat(self) -> Process:
         argv = [
             CELERY,
             "-A",
@@ -102,13 +103,13 @@ class Pipeline:
             "-l",
             "INFO",
         ]
-        process = ManagedProcess("beat", argv, self.log_dir / "beat.log", env=self.env)
+        process = Process("beat", argv, self.log_dir / "beat.log", env=self.env)
         self.processes.append(process.start())
         return process
 
-    def start_bridge(self, **env: str) -> ManagedProcess:
+    def start_bridge(self, **env: str) -> Process:
         argv = [PYTHON, "manage.py", "run_bridge"]
-        process = ManagedProcess(
+        process = Process(
             "bridge", argv, self.log_dir / f"bridge-{uuid.uuid4().hex[:6]}.log", env={**self.env, **env}
         )
         self.processes.append(process.start())
@@ -173,5 +174,5 @@ def pipeline(stack_env: dict[str, str], settings: Any, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
-def start_worker(pipeline: Pipeline) -> Callable[[], ManagedProcess]:
+def start_worker(pipeline: Pipeline) -> Callable[[], Process]:
     return pipeline.start_worker

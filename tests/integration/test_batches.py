@@ -26,9 +26,9 @@ from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.charging.messages import ChargeRequestV1
 from apps.charging.models import ChargingRequest
 from apps.charging.services import Consumed, charging_requests_store
+from harness.processes import wait_until
 from tests.integration.conftest import Pipeline, worker_wait_ready
 from tests.receiver import CallbackReceiver, Reply
-from tests.stack import wait_until
 
 STATION = "7a0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 BARE_STATION = "7b6f3c1e-2d4a-4f8b-9c7d-6e5a4b3c2d1f"

@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.floor_fractions import floor_fractions
 from benchmarks.hot_paths import BATCH_SIZES
-from tests.stack import REPO
+from harness.processes import REPO
 
 PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
 STACK_GROUPS = {"nginx", "api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}

@@ -17,10 +17,10 @@ from apps.callbacks.models import CallbackDelivery
 from apps.charging.messages import ChargeRequestV1
 from apps.charging.models import ChargingRequest
 from apps.charging.services import Consumed, charging_requests_store
+from harness.processes import wait_until
 from tests.conftest import Endpoint
 from tests.integration.conftest import Pipeline
 from tests.receiver import CallbackReceiver, Reply
-from tests.stack import wait_until
 
 STATION = "2b7e151e-8a4f-4c1d-9f0e-6a5d3c2b1a09"
 TOKEN = "BRIDGE-DECIDES-TOKEN-0123"

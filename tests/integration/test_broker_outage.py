@@ -12,8 +12,9 @@ from django.test import Client
 
 from apps.charging.producer import producer_reset
 from apps.charging.topics import topics_ensure
+from harness.processes import wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import Service, start_kafka, wait_until
+from tests.stack import Service, start_kafka
 
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "DRIVER-TOKEN-0123456789"

@@ -10,9 +10,9 @@ from apps.access.services import acl_insert
 from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.signing import signature_verify
 from apps.clients.services import callback_secret_rotate
+from harness.processes import wait_until
 from tests.integration.conftest import Pipeline
 from tests.receiver import CallbackReceiver, Received, Reply, now_unix
-from tests.stack import wait_until
 
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "DRIVER-TOKEN-0123456789"

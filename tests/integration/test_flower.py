@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import Process, free_port, wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import ManagedProcess, free_port, wait_until
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -16,7 +16,7 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 def test_flower_asks_for_a_password_and_lists_the_worker_and_its_tasks(pipeline: Pipeline) -> None:
     worker = pipeline.start_worker()
     port = free_port()
-    flower = ManagedProcess(
+    flower = Process(
         "flower",
         [
             CELERY,

@@ -20,9 +20,9 @@ from kafka import KafkaProducer
 
 from apps.access.services import acl_insert
 from apps.charging.models import ChargingRequest
+from harness.processes import wait_until
 from tests.conftest import Endpoint
 from tests.integration.conftest import Pipeline
-from tests.stack import wait_until
 
 STATION = "bd0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "FUZZ-TOPIC-TOKEN-012345"

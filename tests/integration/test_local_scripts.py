@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import REPO
+from harness.processes import REPO
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import structlog
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import free_port, wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import free_port, wait_until
 
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "DRIVER-TOKEN-0123456789"

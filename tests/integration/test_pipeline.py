@@ -14,10 +14,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from apps.callbacks.models import CallbackAttempt, CallbackDelivery
 from apps.callbacks.signing import signature_verify
 from apps.charging.models import ChargingRequest
+from harness.processes import wait_until
 from tests.conftest import Endpoint
 from tests.integration.conftest import Pipeline, worker_wait_ready
 from tests.receiver import now_unix
-from tests.stack import wait_until
 
 STATION = "5f0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 OTHER_STATION = "0b6f3c1e-2d4a-4f8b-9c7d-6e5a4b3c2d1f"

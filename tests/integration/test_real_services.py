@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+from harness.processes import Process
 from tests.conftest import Endpoint
-from tests.stack import ManagedProcess, manage_py
+from tests.stack import manage_py
 
 
 def test_a_message_makes_the_round_trip_through_the_fixture_broker(kafka_endpoint: Endpoint) -> None:
@@ -71,7 +72,7 @@ def test_ensure_topics_says_clearly_when_no_broker_answers() -> None:
 
 
 def test_a_real_celery_worker_runs_a_task_sent_through_the_fixture_redis(
-    start_worker: Callable[[], ManagedProcess],
+    start_worker: Callable[[], Process],
 ) -> None:
     # start_worker only returns once the worker has executed an ops.ping task we sent via Redis.
     worker = start_worker()

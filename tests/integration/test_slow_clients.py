@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import REPO, Process, free_port, wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import REPO, ManagedProcess, free_port, wait_until
 
 SLOW_CLIENTS = 100
 CLIENT_TIMEOUT_S = 2
@@ -32,7 +32,7 @@ def front(pipeline: Pipeline, tmp_path: Path) -> int:
         "NGINX_CLIENT_TIMEOUT_S": str(CLIENT_TIMEOUT_S),
     }
     argv = ["bash", str(REPO / "compose" / "local" / "nginx.sh"), "run", "--data", str(tmp_path / "nginx")]
-    nginx = ManagedProcess("nginx", argv, tmp_path / "nginx.log", env=env).start()
+    nginx = Process("nginx", argv, tmp_path / "nginx.log", env=env).start()
     pipeline.processes.append(nginx)
     wait_until(lambda: _healthz(port) == 200, timeout=30, what="nginx in front of the api")
     return port

@@ -14,8 +14,8 @@ import httpx
 from apps.access.services import acl_insert
 from apps.callbacks.models import CallbackDelivery
 from apps.callbacks.services import deliveries_dispatch_due
+from harness.processes import free_port, wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import free_port, wait_until
 
 STATION = "9e0c6a0e-4b1e-4d55-9a7e-3c1f2b9d8e71"
 TOKEN = "SYNC-CALLBACK-TOKEN-0123"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.floors import FLOOR_APP, floor_server
-from benchmarks.processes import REPO
+from harness.processes import REPO
 
 
 def test_the_floor_server_is_the_api_server_script_serving_the_floor_app() -> None:

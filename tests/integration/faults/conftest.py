@@ -24,8 +24,9 @@ import pytest
 
 from apps.access.services import acl_insert
 from apps.charging.topics import topics_ensure
+from harness.processes import Process, wait_until
 from tests.integration.conftest import Pipeline
-from tests.stack import ManagedProcess, Service, start_kafka, wait_until
+from tests.stack import Service, start_kafka
 
 FAULT_REQUESTS = int(os.environ.get("FAULT_REQUESTS", "300"))
 FAULT_RATE = float(os.environ.get("FAULT_RATE", "100"))
@@ -121,14 +122,14 @@ class Supervisor:
 
     def __init__(self, report: dict[str, Any]) -> None:
         self.report = report
-        self.processes: dict[str, tuple[ManagedProcess, Callable[[], ManagedProcess]]] = {}
+        self.processes: dict[str, tuple[Process, Callable[[], Process]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def add(self, name: str, process: ManagedProcess, start: Callable[[], ManagedProcess]) -> None:
+    def add(self, name: str, process: Process, start: Callable[[], Process]) -> None:
         self.processes[name] = (process, start)
 
-    def current(self, name: str) -> ManagedProcess:
+    def current(self, name: str) -> Process:
         return self.processes[name][0]
 
     def _watch(self) -> None:
@@ -153,7 +154,7 @@ class Supervisor:
 @dataclass
 class FaultStack:
     pipeline: Pipeline
-    api: ManagedProcess
+    api: Process
     api_url: str
     supervisor: Supervisor
     report: dict[str, Any]
@@ -188,13 +189,13 @@ def fault_stack(
     report: dict[str, Any] = {"test": request.node.name, "requests": FAULT_REQUESTS, "rate": FAULT_RATE}
     supervisor = Supervisor(report)
 
-    def authorize() -> ManagedProcess:
+    def authorize() -> Process:
         return pipeline.start_worker(queues="authorize", concurrency=2)
 
-    def callbacks() -> ManagedProcess:
+    def callbacks() -> Process:
         return pipeline.start_worker(queues="callbacks", pool="threads", concurrency=16)
 
-    starters: dict[str, Callable[[], ManagedProcess]] = {
+    starters: dict[str, Callable[[], Process]] = {
         "bridge": pipeline.start_bridge,
         "authorize worker": authorize,
         "callbacks worker": callbacks,

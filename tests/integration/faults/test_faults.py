@@ -21,10 +21,10 @@ from django.db import connection
 
 from apps.callbacks.models import CallbackDelivery
 from apps.charging.models import ChargingRequest
+from harness.processes import wait_until
 from tests.conftest import Endpoint
 from tests.integration.faults.conftest import STATION, TOKEN, FaultStack, Load, new_id
 from tests.receiver import CallbackReceiver, Reply
-from tests.stack import wait_until
 
 SETTLE_S = 120
 

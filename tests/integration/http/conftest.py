@@ -24,14 +24,15 @@ from django.test import override_settings
 
 from apps.charging.topics import topics_ensure
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_create
-from tests.stack import ManagedProcess, api_server_process, free_port, iter_log_lines, wait_until
+from harness.processes import Process, free_port, iter_log_lines, wait_until
+from tests.stack import api_server_process
 
 READ_TIMEOUT_S = 10.0
 
 
 @dataclass
 class ApiServer:
-    process: ManagedProcess
+    process: Process
     port: int
 
     @property

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.processes import wait_until
 from tests.integration.http.conftest import ApiServer, api_server_start
-from tests.stack import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""What the tests and the benchmarks both need to run the stack's real processes (harness.processes)."""

@@ -17,8 +17,8 @@ from typing import Any
 
 from benchmarks.config import STACK_KNOBS, Scale
 from benchmarks.context import PhaseContext
-from benchmarks.processes import REPO
 from benchmarks.profiling import Profiler
+from harness.processes import REPO
 
 # --- the report --------------------------------------------------------------------------------------
 
@@ -85,8 +85,8 @@ def settings_used(env: dict[str, str]) -> dict[str, Any]:
     return {
         "environment": {k: env[k] for k in STACK_KNOBS if env.get(k)},
         "effective": {
-            "api": f"granian project.wsgi:application --workers {env.get('API_WORKERS', '2')} "
-            f"--blocking-threads {env.get('API_THREADS', '4')} (compose/local/serve.sh)",
+            "api": f"granian project.wsgi:application --workers {env.get('API_WORKERS', '1')} "
+            f"--blocking-threads {env.get('API_THREADS', '8')} (compose/local/serve.sh)",
             "authorize_worker": f"celery worker -Q authorize --pool {env.get('AUTHORIZE_POOL', 'threads')} "
             "--concurrency "
             f"{env.get('AUTHORIZE_CONCURRENCY', '4')}",

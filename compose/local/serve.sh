@@ -15,13 +15,14 @@
 # accept p99 at 400/s 30/36 -> 24/19 ms, and no preloading master holding a copy of the app.
 # project/edge.py holds the HTTP/1.1 rules it leaves to the application.
 #
-# Why one worker of 8 threads by default (benchmarks/results/ab-api-workers-2026-12-02/, five rounds
+# Why one worker of 8 threads by default (benchmarks/results/ab-api-workers-2026-12-02/, six rounds
 # against 2 x 4 on this project's 2-core machine): synchronous decisions with a callback 574-621 against
-# 505-565 per s, p99 31-33 against 36-49 ms; accept p99 at 400/s 15-25 against 19-27 ms; one process less
-# (~100 MB); the price is 5-8 % on synchronous decisions without a callback (one GIL) and, when the
+# 505-587 per s, p99 31-33 against 34-49 ms; accept p99 at 400/s 15-25 against 19-27 ms; one process
+# less (~100 MB). The price: ~5 % on synchronous decisions without a callback (one GIL), an accept burst
+# on 64 connections that 2 x 4 sometimes served faster (607-838 against 674-727 per s), and, when the
 # worker dies, nginx's 503 with Retry-After until granian has started the next one (0.66 s from a
-# SIGKILL to the next answer, measured twice). With more
-# cores, or where a dead worker must not stop the api for a moment, set API_WORKERS to 2 or more.
+# SIGKILL to the next answer, measured twice). With more cores, or where a dead worker must not stop
+# the api for a moment, set API_WORKERS to 2 or more.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 access_log=()

@@ -1,13 +1,17 @@
 """The identifier formats of DESIGN.md "Identifiers and validation", as plain functions.
 
-Used by the API schemas, the Kafka message decoder and the services alike, so a value accepted in
-one place is accepted everywhere.
+Used by the API schemas, the Kafka message decoder and the services alike (StationId and
+DriverTokenValue are the same rules as pydantic field types), so a value accepted in one place is
+accepted everywhere.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 # The original service's station ids: 36 alphanumeric characters.
 _LEGACY_STATION_ID = re.compile(r"^[A-Za-z0-9]{36}$")
@@ -57,3 +61,9 @@ def text_unstorable(value: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode text, not a lone UTF-16 surrogate"
     return None
+
+
+# The same rules as pydantic field types, for every schema that carries them: the API's bodies and
+# paths and the Kafka message's decoder (apps/charging/messages.py).
+StationId = Annotated[str, AfterValidator(station_id_normalize)]
+DriverTokenValue = Annotated[str, AfterValidator(driver_token_check)]

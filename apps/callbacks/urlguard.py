@@ -7,9 +7,11 @@ import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import idna
+from pydantic import AfterValidator
 
 CALLBACK_URL_MAX = 2048
 # RFC 1035: labels of at most 63 octets, names of at most 255 on the wire (253 characters as text).
@@ -182,3 +184,7 @@ def callback_target_check(
             return CheckedTarget(address=str(address), hostname=hostname, port=port)
         refusals.append(f"{address} ({reason})")
     raise CallbackRefused(f"{hostname} resolves only to refused addresses: {', '.join(refusals)}", final=True)
+
+
+# The same rule as a pydantic field type, for the API's bodies and the Kafka message's decoder.
+CallbackUrl = Annotated[str, AfterValidator(callback_url_check)]

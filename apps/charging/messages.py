@@ -10,7 +10,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from apps.access.identifiers import driver_token_check, station_id_normalize, text_unstorable
 from apps.access.policy import Reason
@@ -23,6 +26,10 @@ REQUEST_ID_HEADER = "request_id"
 # arithmetic and some databases): the message is malformed.
 MESSAGE_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 MESSAGE_TIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+# The producers a message may name; any other value (or none) is another producer on the topic.
+SOURCES = frozenset({"async", "legacy", "topic"})
+# The error type of text a row cannot hold: malformed, whichever field (not an invalid token format).
+UNSTORABLE = "unstorable"
 
 
 class MalformedMessage(ValueError):
@@ -66,27 +73,6 @@ class ChargeRequestV1:
         return [(SCHEMA_HEADER, SCHEMA_V1.encode()), (REQUEST_ID_HEADER, str(self.request_id).encode())]
 
 
-def _aware_datetime(body: dict[str, Any], field: str) -> datetime:
-    value = body.get(field)
-    if not isinstance(value, str):
-        raise MalformedMessage(f"{field}: an RFC 3339 timestamp is required")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedMessage(f"{field}: not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None:
-        raise MalformedMessage(f"{field}: the timestamp needs a UTC offset")
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:
-        raise MalformedMessage(f"{field}: out of range") from None
-    if not MESSAGE_TIME_MIN <= moment < MESSAGE_TIME_MAX:
-        raise MalformedMessage(
-            f"{field}: out of range (years {MESSAGE_TIME_MIN.year} to {MESSAGE_TIME_MAX.year - 1})"
-        )
-    return moment
-
-
 def _storable(value: str) -> str:
     """The text with what the database cannot hold replaced, for a row that logs a bad message."""
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
@@ -113,67 +99,134 @@ def _salvage(body: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _version_check(value: Any) -> int:
+    if type(value) is not int or value != 1:  # True == 1 in Python
+        raise ValueError(f"unsupported message version {value!r}")
+    return value
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError("not a UUID") from None
+
+
+def _text_storable(value: str) -> str:
+    # Text a row cannot hold is malformed here, not a database error later.
+    if why := text_unstorable(value):
+        raise PydanticCustomError(UNSTORABLE, why)
+    return value
+
+
+def _moment(value: datetime) -> datetime:
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not MESSAGE_TIME_MIN <= moment < MESSAGE_TIME_MAX:
+        raise ValueError(f"out of range (years {MESSAGE_TIME_MIN.year} to {MESSAGE_TIME_MAX.year - 1})")
+    return moment
+
+
+def _source(value: Any) -> str:
+    return value if isinstance(value, str) and value in SOURCES else "topic"
+
+
+MessageText = Annotated[str, Strict(), AfterValidator(_text_storable)]
+# RFC 3339 text with an offset only (strict: no Unix numbers), in UTC, within the years above.
+MessageMoment = Annotated[AwareDatetime, Strict(), AfterValidator(_moment)]
+
+
+class _BodyV1(BaseModel):
+    """The v1 body as pydantic validates it: the identifier rules of the API's schemas (the same
+    functions), and the message's own (strict JSON types; text a row can hold, checked first).
+    Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Annotated[Any, AfterValidator(_version_check)]
+    request_id: Annotated[Any, AfterValidator(_uuid)]
+    client_id: Annotated[int, Strict(), Field(gt=0, lt=2**63)] | None = None
+    station_id: Annotated[MessageText, AfterValidator(station_id_normalize)]
+    driver_token: Annotated[MessageText, AfterValidator(driver_token_check)]
+    callback_url: Annotated[MessageText, AfterValidator(callback_url_check)]
+    received_at: MessageMoment
+    deadline: MessageMoment
+    source: Annotated[Any, AfterValidator(_source)] = "topic"
+
+
+# What a field's error says when pydantic's own check (a type, a bound, a missing field) failed; our
+# validators' ValueErrors say it themselves.
+_FIELD_RULES = {
+    "v": "unsupported message version",
+    "request_id": "not a UUID",
+    "client_id": "a positive 64-bit integer or null is required",
+    "received_at": "an RFC 3339 timestamp with a UTC offset is required",
+    "deadline": "an RFC 3339 timestamp with a UTC offset is required",
+}
+
+
+def _error_of(exc: ValidationError) -> MalformedMessage:
+    """The message's first broken field, as MalformedMessage; text a row cannot hold comes first."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(error["type"] == "model_type" and not error["loc"] for error in errors):
+        return MalformedMessage("the message must be a JSON object")
+    first = next((error for error in errors if error["type"] == UNSTORABLE), errors[0])
+    field = str(first["loc"][0]) if first["loc"] else "message"
+    if first["type"] == "value_error":
+        why = str(first["ctx"]["error"]) if "ctx" in first else first["msg"]
+    elif first["type"] == UNSTORABLE:
+        why = first["msg"]
+    else:
+        why = _FIELD_RULES.get(field, first["msg"])
+    token_format = field == "driver_token" and first["type"] != UNSTORABLE
+    reason = Reason.INVALID_TOKEN_FORMAT if token_format else Reason.MALFORMED_MESSAGE
+    return MalformedMessage(f"{field}: {why}", reason=reason)
+
+
 def decode_v1(value: bytes | None) -> ChargeRequestV1:
-    """Parse and validate one message value; MalformedMessage says what is wrong."""
+    """Parse and validate one message value; MalformedMessage says what is wrong.
+
+    pydantic reads the JSON and checks every field in one pass: 13.2 us per valid message where the
+    hand-written checks it replaced took 20.0 (side by side, best of 5 x 20,000). Only a message that
+    fails is read a second time, by the standard library, for what its `invalid` row can still
+    record; where the two parsers disagree about the JSON itself
+    (NaN, an integer of thousands of digits), the message is malformed either way.
+    """
     if value is None:
         raise MalformedMessage("empty message")
     try:
-        # Decode as UTF-8 first: json.loads(bytes) would also accept UTF-16 and UTF-32.
-        body = json.loads(value.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError and integers too long to parse; RecursionError deep nesting.
-        raise MalformedMessage(f"not UTF-8 JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
-    if not isinstance(body, dict):
-        raise MalformedMessage("the message must be a JSON object")
-    salvage = _salvage(body)
-    try:
-        return _decode_fields(body)
-    except MalformedMessage as exc:
-        raise MalformedMessage(exc.error, reason=exc.reason, salvage=salvage) from None
-
-
-def _decode_fields(body: dict[str, Any]) -> ChargeRequestV1:
-    # Text a row cannot hold is malformed here, not a database error later (unknown fields are ignored).
-    for field in ("station_id", "driver_token", "callback_url"):
-        value = body.get(field)
-        if isinstance(value, str) and (why := text_unstorable(value)):
-            raise MalformedMessage(f"{field}: {why}")
-    if type(body.get("v")) is not int or body.get("v") != 1:  # True == 1 in Python
-        raise MalformedMessage(f"v: unsupported message version {body.get('v')!r}")
-    try:
-        request_id = uuid.UUID(str(body.get("request_id")))
-    except ValueError:
-        raise MalformedMessage("request_id: not a UUID") from None
-    client_id = body.get("client_id")
-    if client_id is not None and (
-        not isinstance(client_id, int) or isinstance(client_id, bool) or not 0 < client_id < 2**63
-    ):
-        raise MalformedMessage("client_id: a positive 64-bit integer or null is required")
-    try:
-        station_id = station_id_normalize(body.get("station_id"))  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise MalformedMessage(f"station_id: {exc}") from None
-    try:
-        driver_token = driver_token_check(body.get("driver_token"))  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise MalformedMessage(f"driver_token: {exc}", reason=Reason.INVALID_TOKEN_FORMAT) from None
-    try:
-        callback_url = callback_url_check(body.get("callback_url"))  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise MalformedMessage(f"callback_url: {exc}") from None
-    source = body.get("source", "topic")
-    if not isinstance(source, str) or source not in {"async", "legacy", "topic"}:
-        source = "topic"
+        body = _BodyV1.model_validate_json(value)
+    except ValidationError as exc:
+        raise _refused(value, exc) from None
     return ChargeRequestV1(
-        request_id=request_id,
-        client_id=client_id,
-        station_id=station_id,
-        driver_token=driver_token,
-        callback_url=callback_url,
-        received_at=_aware_datetime(body, "received_at"),
-        deadline=_aware_datetime(body, "deadline"),
-        source=source,
+        request_id=body.request_id,
+        client_id=body.client_id,
+        station_id=body.station_id,
+        driver_token=body.driver_token,
+        callback_url=body.callback_url,
+        received_at=body.received_at,
+        deadline=body.deadline,
+        source=body.source,
     )
+
+
+def _refused(value: bytes, exc: ValidationError) -> MalformedMessage:
+    try:
+        # Decode as UTF-8 first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        raw = json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as parse_error:
+        # ValueError covers JSONDecodeError and integers too long to parse; RecursionError deep nesting.
+        error = f"not UTF-8 JSON: {type(parse_error).__name__}: {str(parse_error)[:200]}"
+        return MalformedMessage(error)
+    if not isinstance(raw, dict):
+        return MalformedMessage("the message must be a JSON object")
+    if any(error["type"] == "json_invalid" for error in exc.errors(include_url=False)):
+        found = MalformedMessage(f"not UTF-8 JSON: {str(exc)[:200]}")
+    else:
+        found = _error_of(exc)
+    return MalformedMessage(found.error, reason=found.reason, salvage=_salvage(raw))
 
 
 def unstorable_message(message: ChargeRequestV1, error: Exception) -> MalformedMessage:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_validator
 
-from apps.access.identifiers import driver_token_check, station_id_normalize, text_unstorable
+from apps.access.identifiers import DriverTokenValue, StationId, driver_token_check, text_unstorable
 
 
 def _text_check(value: str) -> str:
@@ -34,8 +34,6 @@ def _utc(value: datetime) -> datetime:
 
 Text = Annotated[str, AfterValidator(_text_check)]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc)]  # with a time zone, stored in UTC
-StationId = Annotated[str, AfterValidator(station_id_normalize)]
-DriverTokenValue = Annotated[str, AfterValidator(driver_token_check)]
 GrantId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a bigint: larger would fail in the database
 TokenType = Literal["rfid", "app", "other"]
 TokenStatus = Literal["active", "blocked"]

@@ -8,11 +8,10 @@ from typing import Literal
 
 from ninja import Schema
 from ninja.errors import ValidationError
-from pydantic import field_validator
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import DriverTokenValue, StationId
 from apps.access.policy import Status
-from apps.callbacks.urlguard import callback_url_check
+from apps.callbacks.urlguard import CallbackUrl
 
 # The decision statuses, as the policy defines them (one vocabulary for the log, the API and the tasks).
 RequestStatus = Status
@@ -40,27 +39,12 @@ def field_error(location: str, field: str, message: str) -> ValidationError:
 
 
 class StationTokenIn(Schema):
-    station_id: str
-    driver_token: str
-
-    @field_validator("station_id")
-    @classmethod
-    def _station_id(cls, value: str) -> str:
-        return station_id_normalize(value)
-
-    @field_validator("driver_token")
-    @classmethod
-    def _driver_token(cls, value: str) -> str:
-        return driver_token_check(value)
+    station_id: StationId
+    driver_token: DriverTokenValue
 
 
 class ChargingRequestIn(StationTokenIn):
-    callback_url: str
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback_url(cls, value: str) -> str:
-        return callback_url_check(value)
+    callback_url: CallbackUrl
 
 
 class AcceptedOut(Schema):

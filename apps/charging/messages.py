@@ -212,6 +212,14 @@ def decode_v1(value: bytes | None) -> ChargeRequestV1:
     )
 
 
+def _unstorable_field(raw: dict[str, Any]) -> MalformedMessage | None:
+    for field in ("station_id", "driver_token", "callback_url"):
+        value = raw.get(field)
+        if isinstance(value, str) and (why := text_unstorable(value)):
+            return MalformedMessage(f"{field}: {why}")
+    return None
+
+
 def _refused(value: bytes, exc: ValidationError) -> MalformedMessage:
     try:
         # Decode as UTF-8 first: json.loads(bytes) would also accept UTF-16 and UTF-32.
@@ -223,7 +231,9 @@ def _refused(value: bytes, exc: ValidationError) -> MalformedMessage:
     if not isinstance(raw, dict):
         return MalformedMessage("the message must be a JSON object")
     if any(error["type"] == "json_invalid" for error in exc.errors(include_url=False)):
-        found = MalformedMessage(f"not UTF-8 JSON: {str(exc)[:200]}")
+        # pydantic refuses JSON the standard library reads: a lone surrogate ("\ud800"), which a row
+        # cannot hold either, is named in its field as before; anything else is malformed JSON.
+        found = _unstorable_field(raw) or MalformedMessage(f"not UTF-8 JSON: {str(exc)[:200]}")
     else:
         found = _error_of(exc)
     return MalformedMessage(found.error, reason=found.reason, salvage=_salvage(raw))

@@ -397,3 +397,13 @@ def test_decode_v1_with_v1_fields_replaced_by_any_json_raises_only_malformed_mes
 @given(st.dictionaries(st.text().filter(lambda key: key not in {*V1_FIELDS, "source"}), json_values))
 def test_decode_v1_ignores_any_unknown_field(extra: dict[str, Any]) -> None:
     assert decode_v1(encode({**extra, **v1_body()})) == decode_v1(encode(v1_body()))
+
+
+@pytest.mark.parametrize("field", ["station_id", "driver_token", "callback_url"])
+def test_a_lone_surrogate_escaped_in_the_json_is_named_in_its_field(field: str) -> None:
+    # pydantic's JSON parser refuses "\ud800" where the standard library reads it: still the field's error.
+    error = decode_error(encode(v1_body(**{field: "x\ud800"})))
+
+    assert error.error.startswith(f"{field}:")
+    assert error.reason == Reason.MALFORMED_MESSAGE
+    assert "request_id" in error.salvage

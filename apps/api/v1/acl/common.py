@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from ninja import Schema
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 
 from apps.clients.auth import ApiKeyAuth
 from apps.clients.models import Scope
 
 READ = ApiKeyAuth(Scope.ACL_READ)
 WRITE = ApiKeyAuth(Scope.ACL_WRITE)
+
+Row = TypeVar("Row")
 
 
 def invalid(*errors: tuple[str, str], query: bool = False) -> ValidationError:
@@ -25,3 +27,10 @@ def invalid(*errors: tuple[str, str], query: bool = False) -> ValidationError:
 def changes(body: Schema) -> dict[str, Any]:
     """The fields a PATCH body actually carries: the others stay as they are."""
     return body.model_dump(exclude_unset=True)
+
+
+def found_or_404(found: Row | None, detail: str) -> Row:
+    """The row a path names, or the API's 404 saying which kind of row is missing."""
+    if found is None:
+        raise HttpError(404, detail)
+    return found

@@ -7,7 +7,6 @@ from datetime import datetime
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router
-from ninja.errors import HttpError
 
 from apps.access.models import Grant
 from apps.access.selectors import (
@@ -20,7 +19,7 @@ from apps.access.selectors import (
     token_group_get,
 )
 from apps.access.services import GrantExists, grant_create, grant_revoke, grant_update
-from apps.api.v1.acl.common import READ, WRITE, changes, invalid
+from apps.api.v1.acl.common import READ, WRITE, changes, found_or_404, invalid
 from apps.api.v1.acl_schemas import (
     GrantExistsOut,
     GrantId,
@@ -52,10 +51,7 @@ def _grant_out(grant: Grant, at: datetime) -> GrantOut:
 
 
 def _grant_found(grant_id: int) -> Grant:
-    found = grant_get(grant_id=grant_id)
-    if found is None:
-        raise HttpError(404, "no grant with this id")
-    return found
+    return found_or_404(grant_get(grant_id=grant_id), "no grant with this id")
 
 
 @router.get("", auth=READ, response={200: GrantPage, 422: ValidationErrorOut})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Query, Router
-from ninja.errors import HttpError
 
 from apps.access.models import Station
 from apps.access.selectors import StationFilters, station_get, stations_page
 from apps.access.services import station_create, station_update
-from apps.api.v1.acl.common import READ, WRITE, changes
+from apps.api.v1.acl.common import READ, WRITE, changes, found_or_404
 from apps.api.v1.acl_schemas import StationId, StationIn, StationOut, StationPage, StationPatch, StationQuery
 from apps.api.v1.schemas import ErrorOut, ValidationErrorOut
 
@@ -17,10 +16,7 @@ router = Router(tags=["stations"])
 
 
 def _station_found(station_id: str) -> Station:
-    found = station_get(station_id=station_id)
-    if found is None:
-        raise HttpError(404, "no station with this id")
-    return found
+    return found_or_404(station_get(station_id=station_id), "no station with this id")
 
 
 @router.get("", auth=READ, response={200: StationPage, 422: ValidationErrorOut})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Query, Router
-from ninja.errors import HttpError
 
 from apps.access.models import DriverToken, TokenGroup
 from apps.access.selectors import TokenFilters, driver_token_get, driver_tokens_page, token_group_get
 from apps.access.services import token_block, token_create, token_unblock, token_update
-from apps.api.v1.acl.common import READ, WRITE, changes, invalid
+from apps.api.v1.acl.common import READ, WRITE, changes, found_or_404, invalid
 from apps.api.v1.acl_schemas import DriverTokenValue, TokenIn, TokenOut, TokenPage, TokenPatch, TokenQuery
 from apps.api.v1.schemas import ErrorOut, ValidationErrorOut
 
@@ -30,10 +29,7 @@ def _token_out(token: DriverToken) -> TokenOut:
 
 
 def _token_found(value: str) -> DriverToken:
-    found = driver_token_get(value=value)
-    if found is None:
-        raise HttpError(404, "no driver token with this value")
-    return found
+    return found_or_404(driver_token_get(value=value), "no driver token with this value")
 
 
 def _group_named(name: str | None) -> TokenGroup | None:

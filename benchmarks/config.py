@@ -129,6 +129,7 @@ SCALES = {
 
 # Environment knobs → Scale fields. Each one set is repeated in the "command" of every figure.
 ENV_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "BENCH_WARMUP_N": ("warmup_requests", int),
     "BENCH_BURST_N": ("burst_requests", int),
     "BENCH_BURST_MIN_S": ("burst_min_s", float),
     "BENCH_BURST_CONCURRENCY": ("burst_concurrency", int),

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.callbacks",
     "apps.clients",
     "apps.api",
+    "apps.ocpp",
     "apps.monitoring",
     # The Celery app, its tasks and the bridge, with its run_bridge command.
     "workers",
@@ -294,8 +295,26 @@ CHARGE_METRICS_ALLOWED_NETS = env.list(
 CHARGE_METRICS_BIND = env.str("CHARGE_METRICS_BIND", default="127.0.0.1")
 CHARGE_BRIDGE_METRICS_PORT = env.int("CHARGE_BRIDGE_METRICS_PORT", default=9108)
 CHARGE_WORKER_METRICS_PORT = env.int("CHARGE_WORKER_METRICS_PORT", default=0)
+CHARGE_OCPP_METRICS_PORT = env.int("CHARGE_OCPP_METRICS_PORT", default=9111)
 # /api/readyz answers within this bound even when a dependency hangs.
 CHARGE_READYZ_TIMEOUT_S = env.float("CHARGE_READYZ_TIMEOUT_S", default=1.0)
+
+# --- OCPP gateway (manage.py run_ocpp, apps/ocpp/gateway.py) ---------------------------------------
+# Stations connect to ws://OCPP_HOST:OCPP_PORT/ocpp/<identity>. Loopback by default: TLS (security
+# profile 2) terminates at the reverse proxy in front (README "OCPP").
+OCPP_HOST = env.str("OCPP_HOST", default="127.0.0.1")
+OCPP_PORT = env.int("OCPP_PORT", default=9000)
+# BootNotification's answer: how often a station sends Heartbeat.
+OCPP_HEARTBEAT_INTERVAL_S = env.int("OCPP_HEARTBEAT_INTERVAL_S", default=300)
+# A frame larger than this closes the connection (1009, "message too big"); the largest message we
+# answer (a 2.0.1 TransactionEvent with meter values) is a few KiB.
+OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=64 * 1024)
+# Per connection: calls per second a station may make, and how many above that in a burst (a
+# station that boots sends a handful at once). Calls beyond are answered with a CALLERROR.
+OCPP_CALLS_PER_S = env.float("OCPP_CALLS_PER_S", default=10.0)
+OCPP_CALL_BURST = env.int("OCPP_CALL_BURST", default=20)
+# Threads that run the gateway's database work (each keeps one connection).
+OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=4)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

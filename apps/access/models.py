@@ -14,6 +14,17 @@ class Station(models.Model):
     name = models.CharField(max_length=200, blank=True)
     location = models.CharField(max_length=300, blank=True)
     enabled = models.BooleanField(default=True, help_text="a disabled station refuses every token")
+    # OCPP (apps/access/credentials.py): the identity the station is configured with, beside the
+    # station id the ACL and its grants use, and the hash of its password. Both empty: the station
+    # does not connect over OCPP.
+    ocpp_identity = models.CharField(
+        max_length=48,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="what the station connects as: ws://…/ocpp/<identity>, the Basic auth user name",
+    )
+    ocpp_password_hash = models.CharField(max_length=128, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -22,6 +33,10 @@ class Station(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.station_id
+
+    @property
+    def has_ocpp_password(self) -> bool:
+        return bool(self.ocpp_password_hash)
 
 
 class TokenGroup(models.Model):

@@ -107,8 +107,18 @@ def station_get(*, station_id: str) -> Station | None:
     return Station.objects.filter(station_id=station_id).first()
 
 
+def station_by_ocpp_identity(*, identity: str) -> Station | None:
+    """The station that connects over OCPP as `identity`, or None."""
+    return Station.objects.filter(ocpp_identity=identity).first()
+
+
 def driver_token_get(*, value: str) -> DriverToken | None:
     return DriverToken.objects.select_related("group").filter(value=value).first()
+
+
+def driver_token_group_name(*, value: str) -> str | None:
+    """The name of the token's group, or None (no such token, or a token of no group)."""
+    return DriverToken.objects.filter(value=value).values_list("group__name", flat=True).first()
 
 
 def token_group_get(*, name: str) -> TokenGroup | None:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.access.credentials import identity_check, password_check, password_generate, password_hash
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.models import DriverToken, Grant, Station, TokenGroup
 from apps.access.policy import Decision, decide
@@ -132,6 +133,48 @@ def station_enable(*, station: Station) -> Station:
 def station_disable(*, station: Station) -> Station:
     """Refuse every token at this station (maintenance), grants kept."""
     return station_update(station=station, enabled=False)
+
+
+def station_ocpp_enroll(
+    *, station: Station, identity: str | None, password: str | Keep | None = None
+) -> str | None:
+    """Let the station connect over OCPP as `identity` with `password` (generated when None).
+
+    Returns the password in the clear, the only time anyone sees it: only its hash is stored.
+    UNCHANGED as the password renames the identity and keeps the password (None is returned). None as
+    the identity takes the station off OCPP (identity and password both cleared).
+    AclInvalid("ocpp_identity" / "ocpp_password") for malformed values; AclConflict when another
+    station has that identity.
+    """
+    if identity is None:
+        if password is not None and password is not UNCHANGED:
+            raise AclInvalid("ocpp_password", "needs an ocpp_identity")
+        station.ocpp_identity, station.ocpp_password_hash = None, ""
+        station.save(update_fields=["ocpp_identity", "ocpp_password_hash", "updated_at"])
+        return None
+    try:
+        identity = identity_check(identity)
+    except ValueError as exc:
+        raise AclInvalid("ocpp_identity", str(exc)) from None
+    before = station.ocpp_identity, station.ocpp_password_hash
+    if password is UNCHANGED:
+        if not station.ocpp_password_hash:
+            raise AclInvalid("ocpp_password", "the station has none yet: set or generate one")
+        hashed = station.ocpp_password_hash
+    else:
+        try:
+            password = password_generate() if password is None else password_check(password)
+        except ValueError as exc:
+            raise AclInvalid("ocpp_password", str(exc)) from None
+        hashed = password_hash(password)
+    station.ocpp_identity, station.ocpp_password_hash = identity, hashed
+    try:
+        with transaction.atomic():
+            station.save(update_fields=["ocpp_identity", "ocpp_password_hash", "updated_at"])
+    except IntegrityError:
+        station.ocpp_identity, station.ocpp_password_hash = before
+        raise AclConflict(f"another station connects as {identity!r}") from None
+    return None if password is UNCHANGED else password
 
 
 # --- token groups and driver tokens -------------------------------------------------------------

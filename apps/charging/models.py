@@ -15,6 +15,7 @@ class ChargingRequest(models.Model):
         SYNC = "sync", "v1 authorize (synchronous)"
         LEGACY_SYNC = "legacy_sync", "original checkauthority (synchronous)"
         TOPIC = "topic", "another producer on the topic"
+        OCPP = "ocpp", "an OCPP station (gateway, synchronous)"
 
     class DecisionStatus(models.TextChoices):
         PENDING = Status.PENDING.value, "pending"

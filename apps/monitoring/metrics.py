@@ -118,6 +118,30 @@ CALLBACK_ENQUEUE_FAILURES = Counter(
     "Deliveries whose deliver task could not be queued (broker away); the dispatch sweep sends them.",
 )
 
+# --- OCPP gateway ----------------------------------------------------------------------------------
+OCPP_STATIONS_CONNECTED = Gauge(
+    "charge_ocpp_stations_connected",
+    "Stations with an open OCPP WebSocket to this gateway, by subprotocol.",
+    ["protocol"],
+    multiprocess_mode="livesum",
+)
+OCPP_CALLS = Counter(
+    "charge_ocpp_calls",
+    "OCPP calls from stations, by action and outcome (answered, call_error, rate_limited, malformed).",
+    ["action", "outcome"],
+)
+OCPP_CALL_SECONDS = Histogram(
+    "charge_ocpp_call_duration_seconds",
+    "Time from a station's call to our answer, by action.",
+    ["action"],
+    buckets=_FAST_BUCKETS,
+)
+OCPP_UPGRADES_REFUSED = Counter(
+    "charge_ocpp_upgrades_refused",
+    "WebSocket upgrades the gateway refused, by HTTP status (400 path/subprotocol, 401, 403, 503).",
+    ["status"],
+)
+
 # --- readiness --------------------------------------------------------------------------------------
 READINESS_FAILURES = Counter(
     "charge_readiness_failures",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_validator
 
+from apps.access.credentials import OcppIdentity, OcppPassword
 from apps.access.identifiers import DriverTokenValue, StationId, driver_token_check, text_unstorable
 
 
@@ -60,11 +61,17 @@ class PageQuery(Schema):
 # --- stations -----------------------------------------------------------------------------------
 
 
+_OCPP_IDENTITY = "what the station connects to the OCPP gateway as (ws://…/ocpp/<identity>)"
+_OCPP_PASSWORD = "its OCPP Basic auth password; left out: one is generated and answered once"
+
+
 class StationIn(Schema):
     station_id: StationId = Field(description="a UUID (any case, hyphens optional) or 36 alphanumerics")
     name: Text = Field("", max_length=200)
     location: Text = Field("", max_length=300)
     enabled: bool = True
+    ocpp_identity: OcppIdentity | None = Field(None, description=_OCPP_IDENTITY)
+    ocpp_password: OcppPassword | None = Field(None, description=_OCPP_PASSWORD)
 
 
 class StationPatch(Schema):
@@ -78,8 +85,26 @@ class StationOut(Schema):
     name: str
     location: str
     enabled: bool
+    ocpp_identity: str | None
+    has_ocpp_password: bool = Field(
+        description="whether the station has an OCPP password (never shown again)"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class StationCreatedOut(StationOut):
+    ocpp_password: str | None = Field(description="the OCPP password in the clear: this answer only")
+
+
+class OcppCredentialsIn(Schema):
+    ocpp_identity: OcppIdentity | None = Field(description=f"{_OCPP_IDENTITY}; null: off OCPP")
+    ocpp_password: OcppPassword | None = Field(None, description=_OCPP_PASSWORD)
+
+
+class OcppCredentialsOut(Schema):
+    ocpp_identity: str | None
+    ocpp_password: str | None = Field(description="the OCPP password in the clear: this answer only")
 
 
 class StationPage(Schema):

@@ -13,14 +13,15 @@ export API_PORT=${API_PORT:-8000}
 # The api server (granian) listens here, behind nginx on API_PORT (compose/local/nginx.sh says why).
 export API_UPSTREAM_PORT=${API_UPSTREAM_PORT:-8001}
 export FLOWER_PORT=${FLOWER_PORT:-5555}
+export OCPP_PORT=${OCPP_PORT:-9000}
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 export KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 export REDIS_PORT=${REDIS_PORT:-6379}
 export POSTGRES_PORT=${POSTGRES_PORT:-5433}
 mkdir -p "$CHARGE_LOCAL_DIR"
 
-processes=(kafka redis api nginx bridge worker callbacks beat flower)
-ports=(API_PORT API_UPSTREAM_PORT FLOWER_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT)
+processes=(kafka redis api nginx bridge ocpp worker callbacks beat flower)
+ports=(API_PORT API_UPSTREAM_PORT FLOWER_PORT OCPP_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT)
 if [ -z "${DATABASE_URL:-}" ] && [ "${DB:-sqlite}" = postgres ]; then
   export DATABASE_URL="postgres://postgres@127.0.0.1:$POSTGRES_PORT/charge"
   export CHARGE_LOCAL_POSTGRES=1

@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
 
-APP_SERVICES = {"init", "api", "bridge", "worker-authorize", "worker-callbacks", "beat", "flower"}
+APP_SERVICES = {"init", "api", "bridge", "ocpp", "worker-authorize", "worker-callbacks", "beat", "flower"}
 LONG_RUNNING = {"postgres", "redis", "kafka", "nginx"} | (APP_SERVICES - {"init"})
 
 # Names in the environment that project/settings.py does not read, and who reads them instead.
@@ -122,6 +122,7 @@ def test_each_app_service_runs_its_process(services: dict[str, dict[str, Any]]) 
     assert command("api").startswith("granian --interface=wsgi")
     assert command("api").endswith(" project.wsgi:application")
     assert command("bridge") == "python manage.py run_bridge"
+    assert command("ocpp") == "python manage.py run_ocpp"
     assert "-Q authorize" in command("worker-authorize")
     assert "--pool=threads" in command("worker-authorize")
     assert "-Q callbacks" in command("worker-callbacks")
@@ -137,6 +138,8 @@ def test_nginx_fronts_the_api_and_hides_the_metrics(services: dict[str, dict[str
     nginx = (COMPOSE / config.split(":")[0]).read_text()
 
     assert "server api:8000;" in nginx
+    assert "server ocpp:9000;" in nginx
+    assert re.search(r"location /ocpp/ \{\s*proxy_pass http://ocpp;", nginx)
     assert re.search(r"location = /metrics \{\s*return 404;", nginx)
     assert services["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
     # Only nginx is published: the api, metrics and Flower stay on the compose network.

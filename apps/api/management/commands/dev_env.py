@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from apps.access.credentials import password_generate
 from apps.clients.keys import key_generate
 
 
@@ -31,6 +32,7 @@ class Command(BaseCommand):
         old = _read_env_file(path)
         api_port = os.environ.get("API_PORT", "8000")
         flower_port = os.environ.get("FLOWER_PORT", "5555")
+        ocpp_port = os.environ.get("OCPP_PORT", "9000")
         values = {
             "CHARGE_API_URL": f"http://127.0.0.1:{api_port}/api",
             "CHARGE_API_KEY": old.get("CHARGE_API_KEY") or key_generate(),
@@ -40,6 +42,9 @@ class Command(BaseCommand):
             "FLOWER_URL": f"http://127.0.0.1:{flower_port}",
             "FLOWER_USER": old.get("FLOWER_USER") or "flower",
             "FLOWER_PASSWORD": old.get("FLOWER_PASSWORD") or secrets.token_urlsafe(12),
+            "OCPP_URL": f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            "OCPP_STATION_ID": old.get("OCPP_STATION_ID") or "DEV-STATION-0001",
+            "OCPP_STATION_PASSWORD": old.get("OCPP_STATION_PASSWORD") or password_generate(),
             "SECRET_KEY": old.get("SECRET_KEY") or secrets.token_urlsafe(50),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +65,9 @@ class Command(BaseCommand):
                     f"  password {values['FLOWER_PASSWORD']}",
                     f"  API key      {values['CHARGE_API_KEY']}   (every scope)",
                     f"  Callbacks    signed with {values['CHARGE_CALLBACK_SECRET']}",
+                    f"  OCPP         {values['OCPP_URL']}/{values['OCPP_STATION_ID']}"
+                    f"   user {values['OCPP_STATION_ID']}  password {values['OCPP_STATION_PASSWORD']}"
+                    "   (ocpp1.6 or ocpp2.0.1)",
                     f"  Written to   {path}",
                     "",
                 ]

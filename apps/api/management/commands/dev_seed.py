@@ -6,9 +6,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.access.services import station_ensure, station_ocpp_enroll
 from apps.clients.services import ALL_SCOPES, api_client_get_or_create, api_key_ensure
 
 DEV_CLIENT = "dev"
+# The dev station's ACL id; a simulator connects as OCPP_STATION_ID with OCPP_STATION_PASSWORD.
+DEV_STATION = "00000000-0000-4000-8000-00000000d001"
 
 
 class Command(BaseCommand):
@@ -36,4 +39,12 @@ class Command(BaseCommand):
         client.rate_limit_per_s = 5000
         client.save(update_fields=["rate_limit_per_s"])
         api_key_ensure(client=client, plaintext=api_key, scopes=ALL_SCOPES)
-        self.stdout.write(f"dev admin {user_name!r} and API client {DEV_CLIENT!r} ready")
+        ocpp_identity = os.environ.get("OCPP_STATION_ID")
+        if ocpp_identity:
+            station = station_ensure(station_id=DEV_STATION)
+            station_ocpp_enroll(
+                station=station, identity=ocpp_identity, password=os.environ["OCPP_STATION_PASSWORD"]
+            )
+        self.stdout.write(
+            f"dev admin {user_name!r}, API client {DEV_CLIENT!r} and OCPP station {ocpp_identity!r} ready"
+        )

@@ -18,9 +18,13 @@ import pytest
 from django.utils import timezone
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call as call16
+from ocpp.v16 import enums as enums16
 from ocpp.v201 import call as call201
+from ocpp.v201 import datatypes as types201
+from ocpp.v201 import enums as enums201
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from apps.access.models import DriverToken, Station
 from apps.access.services import (
@@ -133,7 +137,11 @@ def test_an_ocpp16_station_boots_beats_and_gets_each_authorization_status(
             )
             beat = await station.call(call16.Heartbeat())
             await station.call(
-                call16.StatusNotification(connector_id=1, error_code="NoError", status="Available")
+                call16.StatusNotification(
+                    connector_id=1,
+                    error_code=enums16.ChargePointErrorCode.no_error,
+                    status=enums16.ChargePointStatus.available,
+                )
             )
             answers = {
                 token: (await station.call(call16.Authorize(id_tag=token))).id_tag_info
@@ -214,7 +222,7 @@ def test_an_ocpp16_transaction_starts_with_its_decision_and_stops(gateway: Gatew
                     timestamp="2026-12-02T10:30:00Z",
                     transaction_id=start.transaction_id,
                     id_tag=ALLOWED,
-                    reason="Local",
+                    reason=enums16.Reason.local,
                 )
             )
             return start, again, refused, stop
@@ -243,46 +251,51 @@ def test_an_ocpp16_transaction_starts_with_its_decision_and_stops(gateway: Gatew
 def test_an_ocpp201_station_gets_2_0_1_statuses_and_reports_a_transaction(
     gateway: Gateway, acl: dict[str, Any]
 ) -> None:
-    def token(value: str) -> dict[str, str]:
-        return {"id_token": value, "type": "ISO14443"}
+    def token(value: str) -> types201.IdTokenType:
+        return types201.IdTokenType(id_token=value, type=enums201.IdTokenEnumType.iso14443)
 
     async def session() -> dict[str, Any]:
         async with station_connected(gateway.url, IDENTITY, PASSWORD, protocol="ocpp2.0.1") as station:
             assert station.websocket.subprotocol == "ocpp2.0.1"
             boot = await station.call(
                 call201.BootNotification(
-                    charging_station={"model": "Wallbox 9", "vendor_name": "ACME"}, reason="PowerUp"
+                    charging_station=types201.ChargingStationType(model="Wallbox 9", vendor_name="ACME"),
+                    reason=enums201.BootReasonEnumType.power_up,
                 )
             )
             await station.call(call201.Heartbeat())
             await station.call(
                 call201.StatusNotification(
-                    timestamp="2026-12-02T10:00:00Z", connector_status="Occupied", evse_id=1, connector_id=1
+                    timestamp="2026-12-02T10:00:00Z",
+                    connector_status=enums201.ConnectorStatusEnumType.occupied,
+                    evse_id=1,
+                    connector_id=1,
                 )
             )
             answers = {
                 value: (await station.call(call201.Authorize(id_token=token(value)))).id_token_info
                 for value in (ALLOWED, BLOCKED, EXPIRED, NO_GRANT, UNKNOWN)
             }
-            info = {"transaction_id": "tx-201-0001"}
             started = await station.call(
                 call201.TransactionEvent(
-                    event_type="Started",
+                    event_type=enums201.TransactionEventEnumType.started,
                     timestamp="2026-12-02T10:00:00Z",
-                    trigger_reason="Authorized",
+                    trigger_reason=enums201.TriggerReasonEnumType.authorized,
                     seq_no=0,
-                    transaction_info=info,
-                    evse={"id": 1, "connector_id": 1},
+                    transaction_info=types201.TransactionType(transaction_id="tx-201-0001"),
+                    evse=types201.EVSEType(id=1, connector_id=1),
                     id_token=token(ALLOWED),
                 )
             )
             ended = await station.call(
                 call201.TransactionEvent(
-                    event_type="Ended",
+                    event_type=enums201.TransactionEventEnumType.ended,
                     timestamp="2026-12-02T10:40:00Z",
-                    trigger_reason="StopAuthorized",
+                    trigger_reason=enums201.TriggerReasonEnumType.stop_authorized,
                     seq_no=1,
-                    transaction_info={**info, "stopped_reason": "Local"},
+                    transaction_info=types201.TransactionType(
+                        transaction_id="tx-201-0001", stopped_reason=enums201.ReasonEnumType.local
+                    ),
                 )
             )
             return {"boot": boot, "answers": answers, "started": started, "ended": ended}
@@ -325,7 +338,7 @@ def _refused_status(url: str, identity: str, password: str | None, protocols: li
         try:
             async with connect(
                 f"{url}/ocpp/{identity}",
-                subprotocols=protocols if protocols is not None else ["ocpp1.6"],  # type: ignore[arg-type]
+                subprotocols=[Subprotocol(p) for p in (protocols if protocols is not None else ["ocpp1.6"])],
                 additional_headers=headers,
             ):
                 return 101
@@ -410,7 +423,7 @@ def test_a_flooding_station_is_rate_limited_with_callerrors(
                         await station.call(call16.Heartbeat())
                         outcomes.append("answered")
                     except OCPPError as error:
-                        outcomes.append(error.code)
+                        outcomes.append(type(error).__name__)
                 return outcomes
 
         outcomes = run(session())
@@ -438,7 +451,11 @@ def test_200_stations_connected_at_once_each_authorize_and_all_are_answered(
             if protocol == "ocpp1.6":
                 answer = await station.call(call16.Authorize(id_tag=ALLOWED))
                 return str(answer.id_tag_info["status"])
-            answer = await station.call(call201.Authorize(id_token={"id_token": ALLOWED, "type": "ISO14443"}))
+            answer = await station.call(
+                call201.Authorize(
+                    id_token=types201.IdTokenType(id_token=ALLOWED, type=enums201.IdTokenEnumType.iso14443)
+                )
+            )
             return str(answer.id_token_info["status"])
 
     async def everyone() -> list[str]:

@@ -59,6 +59,7 @@ def test_an_acceptance_carries_its_expiry_and_the_tokens_group() -> None:
         "fleet-acme",
     )
     assert (info201.status, info201.cache_expiry_date_time) == ("Accepted", "2027-01-31T12:00:00.000Z")
+    assert info201.group_id_token is not None
     assert (info201.group_id_token.id_token, info201.group_id_token.type) == ("fleet-acme", "Central")
 
 
@@ -75,7 +76,9 @@ def test_a_group_name_too_long_for_the_version_is_left_out_not_cut() -> None:
     name = "g" * 21
 
     assert id_tag_info(allowed, group=name).parent_id_tag is None
-    assert id_token_info(allowed, group=name).group_id_token.id_token == name
+    group_201 = id_token_info(allowed, group=name).group_id_token
+    assert group_201 is not None
+    assert group_201.id_token == name
     assert id_token_info(allowed, group="g" * 37).group_id_token is None
 
 

@@ -19,11 +19,16 @@ _HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
 _HYPHENATED_UUID = re.compile(
     r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 )
-# OCPP IdToken / OCPI token uid alphabet, 20 to 80 characters.
-_DRIVER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~]{20,80}$")
+# Tokens as stations send them: OCPP 2.0.1's identifierString alphabet (a-z A-Z 0-9 * - _ = : + | @ .),
+# which 1.6 idTags (at most 20) and the 8-14 hex digits of RFID UIDs fit, plus the original service's
+# "~"; from 1 character up to the 80 an OCPI/eMAID-style token may need.
+_DRIVER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~*=:+|@]{1,80}$")
+# The original service's rule, kept on its four routes so they answer every input as they did.
+_LEGACY_DRIVER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~]{20,80}$")
 
 STATION_ID_RULE = "a UUID (hyphenated or 32 hex digits) or a 36-character alphanumeric id"
-DRIVER_TOKEN_RULE = "20 to 80 characters of A-Z a-z 0-9 - . _ ~"
+DRIVER_TOKEN_RULE = "1 to 80 characters of A-Z a-z 0-9 - . _ ~ * = : + | @"
+LEGACY_DRIVER_TOKEN_RULE = "20 to 80 characters of A-Z a-z 0-9 - . _ ~"
 
 
 def station_id_normalize(value: str) -> str:
@@ -43,8 +48,16 @@ def station_id_normalize(value: str) -> str:
 
 
 def driver_token_check(value: str) -> str:
+    """The token as given (matched exactly, case and all); ValueError outside DRIVER_TOKEN_RULE."""
     if not isinstance(value, str) or not _DRIVER_TOKEN.fullmatch(value):
         raise ValueError(f"driver_token must be {DRIVER_TOKEN_RULE}")
+    return value
+
+
+def driver_token_legacy_check(value: str) -> str:
+    """The original routes' narrower rule: what they refused before, they refuse still."""
+    if not isinstance(value, str) or not _LEGACY_DRIVER_TOKEN.fullmatch(value):
+        raise ValueError(f"driver_token must be {LEGACY_DRIVER_TOKEN_RULE}")
     return value
 
 

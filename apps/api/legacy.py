@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import driver_token_legacy_check, station_id_normalize
 from apps.access.policy import Status, decision_message
 from apps.access.services import acl_insert
 from apps.api.body import BodyInvalid, legacy_fields
@@ -58,7 +58,7 @@ def _station_and_token(fields: dict[str, Any]) -> tuple[str, str]:
     except ValueError:
         raise Rejected("station_id") from None
     try:
-        driver_token = driver_token_check(fields.get("driver_token"))  # type: ignore[arg-type]
+        driver_token = driver_token_legacy_check(fields.get("driver_token"))  # type: ignore[arg-type]
     except ValueError:
         raise Rejected("driver_token") from None
     return station_id, driver_token

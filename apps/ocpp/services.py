@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.access.credentials import password_matches
-from apps.access.identifiers import text_unstorable
+from apps.access.identifiers import driver_token_check
 from apps.access.policy import Decision, Reason, Status
 from apps.access.selectors import driver_token_group_name, station_by_ocpp_identity
 from apps.charging.models import ChargingRequest
@@ -114,8 +114,11 @@ class Authorization:
 
 def token_authorize(*, station_id: str, id_token: str) -> Authorization:
     """May `id_token` charge at this station now? Decided and logged like a REST caller's question."""
-    if not id_token or text_unstorable(id_token) is not None:
-        # The schemas let any string through; a token no ACL row can hold is in no ACL.
+    try:
+        driver_token_check(id_token)
+    except ValueError:
+        # The schemas let any string of the version's length through (1.6 idTags may hold any
+        # printable character); a token outside the ACL's rule is in no ACL.
         return Authorization(Decision(Status.INVALID, Reason.INVALID_TOKEN_FORMAT), None, None)
     request, decision = charging_request_decide_sync(
         client=None,

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -236,7 +237,7 @@ def test_a_token_is_created_with_its_group_type_validity_and_note(api: Api) -> N
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"value": "short"}, "value"),
+        ({"value": "no spaces allowed"}, "value"),
         ({"value": TOKEN + "!"}, "value"),
         ({"value": TOKEN, "type": "card"}, "type"),
         ({"value": TOKEN, "group": "no-such-group"}, "group"),
@@ -318,7 +319,37 @@ def test_unknown_tokens_in_the_path_are_404_and_malformed_ones_422(api: Api) -> 
         api.post(f"/api/v1/tokens/{UNKNOWN_TOKEN}/unblock"),
     ]:
         assert response.status_code == 404
-    assert fields_of(api.get("/api/v1/tokens/short")) == {"value"}
+    assert fields_of(api.get(f"/api/v1/tokens/{'A' * 81}")) == {"value"}
+
+
+# --- tokens as stations send them (OCPP idTags, RFID UIDs) -----------------------------------------
+
+
+def test_an_rfid_uid_of_8_hex_digits_is_held_and_matched(api: Api) -> None:
+    station(api)
+    token(api, "04A2B3C4")
+    grant(api, token="04A2B3C4", station_id=STATION)
+
+    assert verdict(api, driver_token="04A2B3C4") == ("allowed", "granted")
+    # Matched exactly as stored: a reader that sends the UID in lower case sends another token.
+    assert verdict(api, driver_token="04a2b3c4") == ("not_allowed", "unknown_token")
+
+
+@pytest.mark.parametrize("value", ["fleet:driver|0001", "driver@acme.example", "DE*ACM*C00001*7", "a+b=c"])
+def test_a_token_with_any_ocpp_identifier_character_works_in_the_path_too(api: Api, value: str) -> None:
+    station(api)
+    token(api, value)
+    grant(api, token=value, station_id=STATION)
+    # As a client sends it: percent-encoded where a URL needs it.
+    path = f"/api/v1/tokens/{quote(value, safe='')}"
+
+    found = api.get(path)
+    blocked = api.post(f"{path}/block")
+    refused = verdict(api, driver_token=value)
+
+    assert (found.status_code, found.json()["value"]) == (200, value)
+    assert (blocked.status_code, blocked.json()["status"]) == (200, "blocked")
+    assert refused == ("not_allowed", "token_blocked")
 
 
 def test_token_list_filters_by_status_group_type_and_part_of_value_or_note(api: Api) -> None:

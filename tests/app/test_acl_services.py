@@ -85,7 +85,7 @@ def test_station_update_changes_only_what_is_given_and_disable_refuses_every_tok
 
 @pytest.mark.parametrize(
     ("fields", "field"),
-    [({"value": "short"}, "value"), ({"value": TOKEN, "type": "card"}, "type")],
+    [({"value": "no spaces allowed"}, "value"), ({"value": TOKEN, "type": "card"}, "type")],
 )
 def test_token_create_names_the_bad_field(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(AclInvalid) as invalid:

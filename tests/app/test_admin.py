@@ -230,7 +230,7 @@ def test_token_import_with_bad_rows_writes_nothing_and_lists_every_bad_row(
         [
             ["value", "type", "status", "valid_until", "group", "note"],
             ["NEW-TOKEN-0000000000001", "rfid", "active", "", "", "good row"],
-            ["short", "rfid", "active", "", "", "bad value"],
+            ["no spaces allowed", "rfid", "active", "", "", "bad value"],
             ["NEW-TOKEN-0000000000002", "card", "paused", "", "", "bad type and status"],
             ["NEW-TOKEN-0000000000003", "app", "", "next tuesday", "no-such-fleet", "bad date and group"],
             [TOKEN, "rfid", "blocked", "", "", "good update"],
@@ -246,7 +246,7 @@ def test_token_import_with_bad_rows_writes_nothing_and_lists_every_bad_row(
     assert [row.number for row in invalid] == [2, 3, 4]
     assert "3 rows failed to validate: nothing was written" in page
     for message in (
-        "driver_token must be 20 to 80 characters",
+        "driver_token must be 1 to 80 characters",
         "&#x27;card&#x27; is not one of rfid, app, other",
         "&#x27;paused&#x27; is not one of active, blocked",
         "&#x27;next tuesday&#x27; is not a date and time",

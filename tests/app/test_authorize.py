@@ -122,7 +122,7 @@ def test_authorize_ignores_unknown_fields(client: Client, caller: Caller) -> Non
     ("body", "fields"),
     [
         ({"station_id": "bad", "driver_token": TOKEN}, {"station_id"}),
-        ({"station_id": STATION, "driver_token": "bad"}, {"driver_token"}),
+        ({"station_id": STATION, "driver_token": "bad token"}, {"driver_token"}),
         ({"station_id": 42, "driver_token": 42}, {"station_id", "driver_token"}),
         ({"driver_token": TOKEN}, {"station_id"}),
         ({}, {"station_id", "driver_token"}),

@@ -52,6 +52,9 @@ def rejected(field: str) -> dict[str, str]:
         ({"driver_token": "has spaces in the driver token"}, "driver_token"),
         ({"driver_token": "token/with/slashes/000000"}, "driver_token"),
         ({"driver_token": ["04A1B2C3D4E5F6-driver.token_01"]}, "driver_token"),
+        # What /api/v1 and OCPP now accept, the original routes refuse as the original service did.
+        ({"driver_token": "04A2B3C4"}, "driver_token"),
+        ({"driver_token": "fleet:driver|0001@acme+x"}, "driver_token"),
         ({"callback_url": ""}, "callback_url"),
         ({"callback_url": "ftp://example.com/callback"}, "callback_url"),
         ({"callback_url": "/relative/callback"}, "callback_url"),
@@ -135,6 +138,7 @@ def test_insert_acl_for_another_station_or_token_is_a_new_success(client: Client
     [
         {"station_id": "nope", "driver_token": TOKEN},
         {"station_id": STATION, "driver_token": "short"},
+        {"station_id": STATION, "driver_token": "fleet:driver|0001@acme+x"},
         {"station_id": STATION},
         {"driver_token": TOKEN},
         {},
@@ -356,6 +360,7 @@ def test_check_authority_rejects_an_unreadable_request_time(
     [
         ({"station_id": "bad"}, "station_id"),
         ({"driver_token": "bad"}, "driver_token"),
+        ({"driver_token": "04A2B3C4"}, "driver_token"),
         ({"callback_url": "ftp://example.com/x"}, "callback_url"),
     ],
 )

@@ -46,7 +46,7 @@ def _cursor(moment: str) -> str:
     [
         ({"station_id": "not-a-station"}, "station_id"),
         ({"station_id": "5d1b6f3c8a524c1e9f0a2b7d4e6c8a1"}, "station_id"),  # 31 hex digits
-        ({"driver_token": "short"}, "driver_token"),
+        ({"driver_token": "no spaces allowed"}, "driver_token"),
         ({"driver_token": "x" * 81}, "driver_token"),
         ({"driver_token": "spaces are not allowed here"}, "driver_token"),
         ({"callback_url": "ftp://example.com/cb"}, "callback_url"),
@@ -66,7 +66,7 @@ def test_create_names_a_bad_field_with_422(
 
 def test_create_names_every_bad_field_at_once(client: Client, caller: Caller) -> None:
     response = caller.post_json(
-        client, REQUESTS, {"station_id": "nope", "driver_token": "nope", "callback_url": "nope"}
+        client, REQUESTS, {"station_id": "nope", "driver_token": "no pe", "callback_url": "nope"}
     )
 
     assert response.status_code == 422

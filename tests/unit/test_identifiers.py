@@ -10,11 +10,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from apps.access.identifiers import driver_token_check, station_id_normalize
+from apps.access.identifiers import driver_token_check, driver_token_legacy_check, station_id_normalize
 
 UUID_TEXT = "6f1c2a9e-4b7d-4c1a-9e3f-2d8b5a7c0e14"
 LEGACY_ID = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"  # 36 alphanumerics, the original service's ids
-TOKEN_ALPHABET = string.ascii_letters + string.digits + "-._~"
+TOKEN_ALPHABET = string.ascii_letters + string.digits + "-._~*=:+|@"
+LEGACY_TOKEN_ALPHABET = string.ascii_letters + string.digits + "-._~"
 ALNUM = string.ascii_letters + string.digits
 
 
@@ -102,15 +103,19 @@ def test_station_id_normalize_is_idempotent(value: str) -> None:
 @pytest.mark.parametrize(
     "driver_token",
     [
-        pytest.param("A" * 20, id="20_characters_minimum"),
+        pytest.param("A", id="1_character_minimum"),
+        pytest.param("04A2B3C4", id="rfid_uid_8_hex_digits"),
+        pytest.param("04A2B3C4D5E6F7", id="rfid_uid_14_hex_digits"),
         pytest.param("z" * 80, id="80_characters_maximum"),
-        pytest.param("0123456789" * 2, id="digits_only"),
         pytest.param("DRIVER-TOKEN-0000001", id="hyphen"),
         pytest.param("DRIVER.TOKEN.0000001", id="dot"),
         pytest.param("DRIVER_TOKEN_0000001", id="underscore"),
         pytest.param("DRIVER~TOKEN~0000001", id="tilde"),
-        pytest.param("-._~" * 5, id="symbols_only"),
-        pytest.param("aB3-._~" * 11 + "xyz", id="every_kind_of_character_at_80"),
+        pytest.param("DE*ABC*C12345678*9", id="emaid_with_stars"),
+        pytest.param("fleet=7:card+2|x", id="equals_colon_plus_bar"),
+        pytest.param("driver@example.com", id="at_sign"),
+        pytest.param("-._~*=:+|@", id="symbols_only"),
+        pytest.param("aB3-._~*=:+|@" * 6 + "xy", id="every_kind_of_character_at_80"),
     ],
 )
 def test_driver_token_check_accepts_the_token_alphabet(driver_token: str) -> None:
@@ -120,14 +125,13 @@ def test_driver_token_check_accepts_the_token_alphabet(driver_token: str) -> Non
 @pytest.mark.parametrize(
     "driver_token",
     [
-        pytest.param("A" * 19, id="19_characters_too_short"),
         pytest.param("A" * 81, id="81_characters_too_long"),
         pytest.param("", id="empty"),
         pytest.param("DRIVER TOKEN 0000001", id="space"),
         pytest.param("DRIVER/TOKEN/0000001", id="slash"),
-        pytest.param("DRIVER+TOKEN+0000001", id="plus"),
-        pytest.param("DRIVER=TOKEN=0000001", id="equals"),
-        pytest.param("driver@example.com.xx", id="at_sign"),
+        pytest.param("DRIVER#TOKEN", id="hash"),
+        pytest.param("DRIVER%20TOKEN", id="percent"),
+        pytest.param("DRIVER?TOKEN", id="question_mark"),
         pytest.param("DRIVER\u00e9TOKEN\u00e90000001", id="unicode_letter"),
         pytest.param(
             "DRIVERTOKEN\u0663\u0663\u0663\u0663\u0663\u0663\u0663\u0663\u0663", id="unicode_digits"
@@ -140,14 +144,52 @@ def test_driver_token_check_accepts_the_token_alphabet(driver_token: str) -> Non
     ],
 )
 def test_driver_token_check_rejects_everything_else(driver_token: Any) -> None:
-    with pytest.raises(ValueError, match="driver_token must be"):
+    with pytest.raises(ValueError, match="driver_token must be 1 to 80 characters"):
         driver_token_check(driver_token)
 
 
 @pytest.mark.parametrize(
     "driver_token",
     [
-        pytest.param("A" * 20 + "\n", id="20_characters_plus_newline"),
+        pytest.param("A" * 20, id="20_characters_minimum"),
+        pytest.param("z" * 80, id="80_characters_maximum"),
+        pytest.param("aB3-._~" * 11 + "xyz", id="every_kind_of_character_at_80"),
+    ],
+)
+def test_the_original_routes_rule_accepts_what_the_original_service_accepted(driver_token: str) -> None:
+    assert driver_token_legacy_check(driver_token) == driver_token
+
+
+@pytest.mark.parametrize(
+    "driver_token",
+    [
+        pytest.param("A" * 19, id="19_characters_too_short"),
+        pytest.param("04A2B3C4", id="rfid_uid_8_hex_digits"),
+        pytest.param("A" * 81, id="81_characters_too_long"),
+        pytest.param("DRIVER+TOKEN+0000001", id="plus"),
+        pytest.param("DRIVER=TOKEN=0000001", id="equals"),
+        pytest.param("DRIVER*TOKEN*0000001", id="star"),
+        pytest.param("DRIVER:TOKEN:0000001", id="colon"),
+        pytest.param("DRIVER|TOKEN|0000001", id="bar"),
+        pytest.param("driver@example.com.xx", id="at_sign"),
+        pytest.param("A" * 20 + "\n", id="trailing_newline"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_the_original_routes_rule_refuses_what_the_original_service_refused(driver_token: Any) -> None:
+    with pytest.raises(ValueError, match="driver_token must be 20 to 80 characters"):
+        driver_token_legacy_check(driver_token)
+
+
+@given(st.text(alphabet=LEGACY_TOKEN_ALPHABET, min_size=20, max_size=80))
+def test_every_token_the_original_routes_accept_the_wider_rule_accepts_too(driver_token: str) -> None:
+    assert driver_token_legacy_check(driver_token) == driver_token_check(driver_token) == driver_token
+
+
+@pytest.mark.parametrize(
+    "driver_token",
+    [
+        pytest.param("A" + "\n", id="1_character_plus_newline"),
         pytest.param("A" * 80 + "\n", id="80_characters_plus_newline_is_81"),
     ],
 )
@@ -156,8 +198,8 @@ def test_driver_token_check_rejects_trailing_newline(driver_token: str) -> None:
         driver_token_check(driver_token)
 
 
-@given(st.text(alphabet=TOKEN_ALPHABET, min_size=20, max_size=80))
-def test_any_token_from_the_alphabet_of_20_to_80_characters_is_returned_unchanged(driver_token: str) -> None:
+@given(st.text(alphabet=TOKEN_ALPHABET, min_size=1, max_size=80))
+def test_any_token_from_the_alphabet_of_1_to_80_characters_is_returned_unchanged(driver_token: str) -> None:
     assert driver_token_check(driver_token) == driver_token
 
 

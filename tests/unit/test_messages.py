@@ -138,6 +138,11 @@ def test_decode_v1_reads_another_producers_message() -> None:
     )
 
 
+@pytest.mark.parametrize("driver_token", ["04A2B3C4", "fleet:driver|0001@acme+x", "DE*ACM*C00001*7"])
+def test_decode_v1_reads_tokens_as_stations_send_them(driver_token: str) -> None:
+    assert decode_v1(encode(v1_body(driver_token=driver_token))).driver_token == driver_token
+
+
 def test_decode_v1_ignores_unknown_fields() -> None:
     extra = v1_body(extra="x", nested={"v": 2, "request_id": None}, V=2, priority=[1, 2, 3])
 
@@ -191,10 +196,10 @@ def test_decode_v1_rejects_values_that_are_not_a_json_object(value: bytes | None
             v1_body(station_id=12345), "station_id", Reason.MALFORMED_MESSAGE, id="station_id_number"
         ),
         pytest.param(
-            v1_body(driver_token="SHORT"),
+            v1_body(driver_token="T" * 81),
             "driver_token",
             Reason.INVALID_TOKEN_FORMAT,
-            id="driver_token_short",
+            id="driver_token_too_long",
         ),
         pytest.param(
             v1_body(driver_token="DRIVER TOKEN 0000001"),

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.access.admin.common import CsvImportExportAdmin, ServiceWritesMixin, changelist_url
-from apps.access.identifiers import driver_token_check
+from apps.access.identifiers import DRIVER_TOKEN_RULE, driver_token_check
 from apps.access.models import DriverToken, Grant
 from apps.access.resources import DATETIME_HELP, DriverTokenResource
 from apps.access.selectors import window_q
@@ -52,7 +52,7 @@ class DriverTokenForm(forms.ModelForm):
         model = DriverToken
         fields = ("value", "type", "status", "valid_until", "group", "note")
         help_texts = {
-            "value": "20 to 80 characters of A-Z a-z 0-9 - . _ ~ (as the card or app sends it)",
+            "value": f"{DRIVER_TOKEN_RULE}, exactly as the card, app or station sends it (case counts)",
             "status": "a blocked token is refused everywhere; its grants are kept",
             "valid_until": "empty: no end. At this moment the token expires.",
         }

@@ -13,7 +13,13 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, AwareDatetime, ValidationInfo, field_validator
 
 from apps.access.credentials import OcppIdentity, OcppPassword
-from apps.access.identifiers import DriverTokenValue, StationId, driver_token_check, text_unstorable
+from apps.access.identifiers import (
+    DRIVER_TOKEN_RULE,
+    DriverTokenValue,
+    StationId,
+    driver_token_check,
+    text_unstorable,
+)
 
 
 def _text_check(value: str) -> str:
@@ -144,7 +150,7 @@ class TokenGroupQuery(PageQuery):
 
 
 class TokenIn(Schema):
-    value: DriverTokenValue = Field(description="20 to 80 characters of A-Z a-z 0-9 - . _ ~")
+    value: DriverTokenValue = Field(description=DRIVER_TOKEN_RULE)
     type: TokenType = "rfid"
     valid_until: Moment | None = Field(None, description="refused from this moment on")
     group: Text | None = Field(None, description="name of an existing token group")

@@ -16,7 +16,7 @@ PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent
 RESULTS = REPO / "benchmarks" / "results"
 # The stack's phases, in the order they run; then the floors (with the stack stopped).
-STACK_PHASES = ("burst", "accept", "ladder", "sync_callback", "sync")
+STACK_PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "ocpp")
 PHASES = (*STACK_PHASES, "floors")
 FLOORS = ("celery", "kafka", "http")
 # BENCH_DB: which databases the stack's phases run on; "both" runs a second, shorter pass on SQLite.
@@ -50,6 +50,12 @@ class Scale:
     max_run_s: float
     stations: int = 200
     tokens: int = 2000
+    # The OCPP phase: stations on the gateway, each sending Authorize at this rate for ocpp_s; after
+    # the gateway's restart, how long to wait for every station to be answered again.
+    ocpp_stations: int = 200
+    ocpp_rate_per_s: float = 2.0
+    ocpp_s: float = 30.0
+    ocpp_reconnect_wait_s: float = 20.0
     # The stack's CPU with no load at all, after the warm-up: the floor every rate pays.
     idle_s: float = 10.0
     # postgres, sqlite or both (BENCH_DB); the SQLite pass of "both" runs these phases, with ladder
@@ -92,6 +98,8 @@ SCALES = {
         max_run_s=380,
         stations=20,
         tokens=100,
+        ocpp_stations=10,
+        ocpp_s=2,
         idle_s=1,
         database="postgres",
         sqlite_step_s=2,
@@ -146,6 +154,9 @@ ENV_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BENCH_E2E_P99_LIMIT_MS": ("e2e_p99_limit_ms", float),
     "BENCH_MAX_S": ("max_run_s", float),
     "BENCH_IDLE_S": ("idle_s", float),
+    "BENCH_OCPP_STATIONS": ("ocpp_stations", int),
+    "BENCH_OCPP_RATE": ("ocpp_rate_per_s", float),
+    "BENCH_OCPP_S": ("ocpp_s", float),
     "BENCH_DB": ("database", str),
     "BENCH_SQLITE_PHASES": ("sqlite_phases", str),
     "BENCH_SQLITE_STEP_S": ("sqlite_step_s", float),
@@ -164,6 +175,7 @@ PHASE_KNOBS = {
     "ladder": ("BENCH_LADDER_", "BENCH_STEP_S", "BENCH_E2E_P99_LIMIT_MS"),
     "sync_callback": ("BENCH_SYNC_",),
     "sync": ("BENCH_SYNC_",),
+    "ocpp": ("BENCH_OCPP_",),
     "floors": ("BENCH_FLOOR",),
     "idle": ("BENCH_IDLE_S",),
     "sqlite": ("BENCH_SQLITE_",),

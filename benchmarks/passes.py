@@ -21,6 +21,7 @@ from benchmarks.context import Arrivals, PhaseContext
 from benchmarks.document import resources_summary
 from benchmarks.floors import floors_measure
 from benchmarks.ladder import phase_ladder
+from benchmarks.ocpp_load import phase_ocpp
 from benchmarks.phases import idle_measure, phase_accept, phase_burst, settle, warmup
 from benchmarks.processes import GroupSampler
 from benchmarks.profiling import Profiler
@@ -45,6 +46,7 @@ def run_phases(ctx: PhaseContext, phases: Sequence[str]) -> dict[str, Any]:
         "ladder": phase_ladder,
         "sync_callback": phase_sync_callback,
         "sync": phase_sync,
+        "ocpp": phase_ocpp,
     }
     results: dict[str, Any] = {}
     pss: dict[str, dict[str, int]] = {}

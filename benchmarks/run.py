@@ -5,8 +5,8 @@ their addresses in KAFKA_BOOTSTRAP_SERVERS, REDIS_URL and DATABASE_URL; the inte
 the same way with the test fixtures' services. This module then starts, each in its own process
 group and with the project's own start scripts, the api (compose/local/api.sh: granian), the bridge
 (bridge.sh), the authorize worker (worker.sh, prefork), the callbacks worker (worker.sh, threads),
-beat and Flower, plus a callback receiver (benchmarks/receiver.py), and stops all of them at the end,
-whatever happened.
+beat, Flower and the OCPP gateway (ocpp.sh), plus a callback receiver (benchmarks/receiver.py), and
+stops all of them at the end, whatever happened.
 
 Phases (BENCH_PHASES, default all, in this order):
   burst          a) accept burst: N requests as fast as the API takes them (closed loop, C connections)
@@ -15,6 +15,8 @@ Phases (BENCH_PHASES, default all, in this order):
                  behind; per step CPU per decision by process and the mean batch sizes
   sync_callback  c) POST /api/checkauthority/ with a callback_url, closed loop
   sync           c) POST /api/v1/authorize without a callback, closed loop
+  ocpp           e) stations on the OCPP gateway, each sending Authorize 2/s; round-trip p50/p99,
+                 then the gateway restarted (SIGTERM, a new one) and each station's reconnect timed
   floors         the bounds of those figures on this machine (benchmarks/floors.py), with the stack
                  stopped: a no-op Celery task, a bare Kafka round trip, a no-op and a produce-only
                  route on the api's server settings

@@ -41,6 +41,10 @@ class Stack:
         return "postgres" if self.env.get("DATABASE_URL") else "sqlite"
 
     @property
+    def ocpp_port(self) -> int:
+        return int(self.env["OCPP_PORT"])
+
+    @property
     def logs(self) -> Path:
         return self.work / "logs"
 
@@ -52,7 +56,11 @@ class Stack:
     def stop_all(self) -> None:
         """Producers of work first (api, bridge), then its consumers, then the receiver; each wave is
         signalled at once and then waited for, so the stop takes the longest of them, not the sum."""
-        waves = [["flower", "beat", "nginx", "api", "bridge"], ["authorize", "callbacks"], ["receiver"]]
+        waves = [
+            ["flower", "beat", "nginx", "api", "bridge", "ocpp"],
+            ["authorize", "callbacks"],
+            ["receiver"],
+        ]
         named = {name for wave in waves for name in wave}
         waves[-1] += [name for name in self.processes if name not in named]
         for wave in waves:
@@ -102,6 +110,8 @@ def stack_env(work: Path, *, redis_db: int | None, database: str) -> dict[str, s
         # As `make run`: nginx on API_PORT in front of the api server on API_UPSTREAM_PORT.
         API_PORT=env.get("BENCH_API_PORT") or str(free_port()),
         API_UPSTREAM_PORT=str(free_port()),
+        OCPP_PORT=str(free_port()),
+        CHARGE_OCPP_METRICS_PORT=str(free_port()),
         # dev_seed (run by api.sh) wants these; the benchmark uses its own client and key.
         CHARGE_ADMIN_USER="bench-admin",
         CHARGE_ADMIN_PASSWORD=secrets.token_urlsafe(16),
@@ -205,6 +215,7 @@ def start_stack(stack: Stack, *, flower: bool) -> None:
         ["bash", str(scripts / "worker.sh"), "callbacks", "threads", callbacks_n],
         env={**env, "CHARGE_WORKER_METRICS_PORT": str(stack.metrics_ports["callbacks"])},
     )
+    start_ocpp(stack)
     beat_schedule = stack.work / "celerybeat-schedule"
     stack.start(
         "beat", [celery, "-A", "workers", "beat", "--schedule", str(beat_schedule), "--loglevel", "INFO"]
@@ -225,6 +236,11 @@ def start_stack(stack: Stack, *, flower: bool) -> None:
                 f"--max_tasks={env.get('FLOWER_MAX_TASKS', '2000')}",
             ],
         )
+
+
+def start_ocpp(stack: Stack) -> Process:
+    """The OCPP gateway as compose/local/Procfile starts it (after the api's migrations)."""
+    return stack.start("ocpp", ["bash", str(REPO / "compose" / "local" / "ocpp.sh")])
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -268,6 +284,12 @@ def wait_ready(stack: Stack, *, timeout: float) -> None:
     wait_until(bridge_ready, timeout=timeout, what="bridge")
     wait_until(lambda: worker_ready("authorize"), timeout=timeout, what="authorize worker")
     wait_until(lambda: worker_ready("callbacks"), timeout=timeout, what="callbacks worker")
+
+    def ocpp_ready() -> bool:
+        procs["ocpp"].ensure_running()
+        return port_open(stack.ocpp_port)
+
+    wait_until(ocpp_ready, timeout=timeout, what="OCPP gateway")
     procs["beat"].ensure_running()
     if "flower" in procs:
         port = int(stack.env["BENCH_FLOWER_PORT"])

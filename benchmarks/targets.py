@@ -255,6 +255,7 @@ def _rows(phases: dict[str, Any], floors: dict[str, Any] | None) -> list[dict[st
             command=sync.get("command"),
         )
     )
+    rows += _ocpp_rows(phases)
     resources = phases.get("resources") or {}
     peak = resources.get("stack_peak_pss_bytes")
     peak_gib = round(peak / GIB, 3) if peak else None
@@ -266,6 +267,48 @@ def _rows(phases: dict[str, Any], floors: dict[str, Any] | None) -> list[dict[st
             f"{peak_gib:.2f} GiB" if peak_gib is not None else "not measured",
             met=None if peak_gib is None else peak_gib <= 1.2,
             command=resources.get("command"),
+        )
+    )
+    return rows
+
+
+def _ocpp_rows(phases: dict[str, Any]) -> list[dict[str, Any]]:
+    ocpp = phases.get("ocpp") or {}
+    command = ocpp.get("command")
+    stations, rate = ocpp.get("stations"), ocpp.get("per_station_rate_per_s")
+    as_target = stations == 200 and rate == 2
+    passed = get(ocpp, "consistency", "passed")
+    p50, p99 = get(ocpp, "round_trip", "p50_ms"), get(ocpp, "round_trip", "p99_ms")
+    text = "not measured"
+    if p99 is not None:
+        text = f"p99 {number_text(p99)} ms (p50 {number_text(p50)})"
+        text += "" if as_target else f" ({stations} stations at {rate:g}/s, not the target's)"
+        text += "" if passed else ", check FAILED"
+    rows = [
+        _row(
+            "OCPP Authorize round trip, 200 stations authorizing 2/s each",
+            "p99 ≤ 20 ms",
+            {"p50_ms": p50, "p99_ms": p99} if p99 is not None else None,
+            text,
+            met=None if p99 is None else as_target and bool(passed) and p99 <= 20,
+            command=command,
+        )
+    ]
+    restart = ocpp.get("restart") or {}
+    last = get(restart, "answered_again_after_listening", "max_ms")
+    back, total = restart.get("stations_back"), ocpp.get("stations")
+    text = "not measured"
+    if restart:
+        text = f"every station within {number_text(last)} ms" if back == total else f"{back} of {total} back"
+        text += f" of the new gateway listening ({restart['start_to_listening_s']:.1f} s from its start)"
+    rows.append(
+        _row(
+            "a station's reconnect after a gateway restart answered",
+            "≤ 1 s",
+            last,
+            text,
+            met=None if not restart else back == total and last is not None and last <= 1000,
+            command=command,
         )
     )
     return rows

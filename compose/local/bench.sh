@@ -6,7 +6,7 @@
 #
 #   BENCH_SCALE=full|tiny   full: the measured run (minutes); tiny: seconds per phase (default full)
 #   BENCH_OUT=DIR           where the JSON and PNG go (full: benchmarks/results, tiny: .local/bench)
-#   BENCH_PHASES=burst,accept,ladder,sync_callback,sync,floors   a subset, in that order
+#   BENCH_PHASES=burst,accept,ladder,sync_callback,sync,ocpp,floors   a subset, in that order
 #   BENCH_DB=postgres|sqlite|both   the database of the stack's phases; both (full's default): the
 #                           PostgreSQL pass, then a shorter one on `make run`'s SQLite default
 #                           (BENCH_SQLITE_PHASES, default ladder,sync_callback); tiny's default: postgres

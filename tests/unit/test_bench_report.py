@@ -62,6 +62,18 @@ def _document() -> dict[str, Any]:
                 "command": "BENCH_PHASES=sync_callback make bench",
             },
             "sync": {"concurrency": 8, "answered_per_s": 900.0, "latency": {"p99_ms": 15.0}},
+            "ocpp": {
+                "stations": 200,
+                "per_station_rate_per_s": 2.0,
+                "round_trip": {"p50_ms": 5.0, "p99_ms": 18.0},
+                "restart": {
+                    "stations_back": 200,
+                    "answered_again_after_listening": {"max_ms": 300.0},
+                    "start_to_listening_s": 3.2,
+                },
+                "consistency": {"passed": True},
+                "command": "BENCH_PHASES=ocpp make bench",
+            },
             "resources": {"stack_peak_pss_bytes": int(1.1 * GIB), "command": "make bench"},
             "floors": {
                 "command": "BENCH_PHASES=floors make bench",
@@ -114,6 +126,8 @@ def test_every_target_of_the_design_is_a_row_with_its_command() -> None:
         "≤ 25 ms",
         "≥ 60 %",
         "≥ 600/s, p99 ≤ 30 ms",
+        "p99 ≤ 20 ms",
+        "≤ 1 s",
         "≤ 1.2 GiB",
     ]
     assert all(row["met"] is True for row in rows), [(r["figure"], r["measured_text"]) for r in rows]
@@ -141,6 +155,23 @@ def test_a_figure_measured_off_the_targets_conditions_is_not_met() -> None:
     assert "not the target's" in burst["measured_text"]
     assert rows["accept p99 at 400 requests/s (open loop)"]["met"] is False
     assert rows["synchronous decision with a callback"]["met"] is False
+
+
+def test_ocpp_figures_are_met_only_at_200_stations_with_every_station_back_within_a_second() -> None:
+    document = _document()
+    rows = _by_figure(document)
+    assert rows["OCPP Authorize round trip"]["measured_text"] == "p99 18 ms (p50 5)"
+    assert rows["a station's reconnect after a gateway restart answered"]["measured_text"] == (
+        "every station within 300 ms of the new gateway listening (3.2 s from its start)"
+    )
+    document["phases"]["ocpp"].update(stations=10)
+    document["phases"]["ocpp"]["restart"]["stations_back"] = 9
+    rows = _by_figure(document)
+    assert rows["OCPP Authorize round trip"]["met"] is False
+    assert "not the target's" in rows["OCPP Authorize round trip"]["measured_text"]
+    restart = rows["a station's reconnect after a gateway restart answered"]
+    assert restart["met"] is False
+    assert restart["measured_text"].startswith("9 of 10 back")
 
 
 def test_rates_the_ladder_never_reached_are_not_met() -> None:

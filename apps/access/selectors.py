@@ -27,23 +27,26 @@ class AuthorizationFacts:
     token: TokenFacts | None
     station: StationFacts | None
     grants: list[GrantFacts]
+    # The token's group, by name (OCPP's parentIdTag / groupIdToken); not a fact decide() uses.
+    group: str | None = None
 
 
 # The decision's one statement: for each asked (station, token) pair, the token, the station, and
 # the token's and its group's live grants covering the station, in one round trip, however many
-# pairs a batch asks about. Each grant probe names both columns of a partial index (holder,
-# station), so only the index entries the decision needs are read, however many grants a token or
-# group holds elsewhere. Raw SQL because this is the hot path: the ORM took several times the
-# database's own time to build the four-branch filter (see benchmarks/acl_scale.py). The pairs are
-# a CTE, since SQLite cannot name a VALUES list's columns in FROM; each row ends with the pair it
-# answers. {values} is only "(%s, %s)" repeated.
+# pairs a batch asks about; each row ends with the pair it answers and the token's group name.
+# Each grant probe names both columns of a partial index (holder, station), so only the index
+# entries the decision needs are read, however many grants a token or group holds elsewhere. Raw
+# SQL because this is the hot path: the ORM took several times the database's own time to build
+# the four-branch filter (see benchmarks/acl_scale.py). The pairs are a CTE, since SQLite cannot
+# name a VALUES list's columns in FROM. {values} is only "(%s, %s)" repeated.
 _FACTS_SQL = f"""
 WITH asked(station_id, value) AS (VALUES {{values}})
 SELECT t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
        g.id IS NOT NULL, g.station_id, g.valid_from, g.valid_until,
-       asked.station_id, asked.value
+       asked.station_id, asked.value, tg.name
 FROM asked
 LEFT JOIN {DriverToken._meta.db_table} t ON t.value = asked.value
+LEFT JOIN {TokenGroup._meta.db_table} tg ON tg.id = t.group_id
 LEFT JOIN {Station._meta.db_table} s ON s.station_id = asked.station_id
 LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
     AND ((g.token_id = t.id AND g.station_id = asked.station_id)
@@ -73,6 +76,7 @@ def _facts_from_rows(rows: Sequence[Sequence[Any]]) -> AuthorizationFacts:
             for found, grant_station, valid_from, valid_until in (row[4:8] for row in rows)
             if found
         ],
+        group=rows[0][10],
     )
 
 
@@ -114,11 +118,6 @@ def station_by_ocpp_identity(*, identity: str) -> Station | None:
 
 def driver_token_get(*, value: str) -> DriverToken | None:
     return DriverToken.objects.select_related("group").filter(value=value).first()
-
-
-def driver_token_group_name(*, value: str) -> str | None:
-    """The name of the token's group, or None (no such token, or a token of no group)."""
-    return DriverToken.objects.filter(value=value).values_list("group__name", flat=True).first()
 
 
 def token_group_get(*, name: str) -> TokenGroup | None:

@@ -68,10 +68,22 @@ def authorizations_decide(
     *, pairs: Iterable[tuple[str, str]], at: datetime
 ) -> dict[tuple[str, str], Decision]:
     """Decide many (station_id, driver_token) pairs against the ACL with one read (a batch's)."""
+    return {
+        pair: decision for pair, (decision, _) in authorizations_decide_grouped(pairs=pairs, at=at).items()
+    }
+
+
+def authorizations_decide_grouped(
+    *, pairs: Iterable[tuple[str, str]], at: datetime
+) -> dict[tuple[str, str], tuple[Decision, str | None]]:
+    """authorizations_decide, each decision with its token's group name (OCPP answers name it)."""
     facts = authorization_facts_many(pairs=pairs)
     return {
-        (station_id, driver_token): decide(
-            token=found.token, grants=found.grants, station_id=station_id, station=found.station, at=at
+        (station_id, driver_token): (
+            decide(
+                token=found.token, grants=found.grants, station_id=station_id, station=found.station, at=at
+            ),
+            found.group,
         )
         for (station_id, driver_token), found in facts.items()
     }

@@ -2,7 +2,8 @@
 
 One asyncio loop serves every station (the `websockets` library); the `ocpp` package parses,
 validates and routes each call to the handlers below; the database work runs on a few threads
-(OCPP_DB_THREADS) so no station waits on another's query.
+(OCPP_DB_THREADS) so no station waits on another's query, and Authorize calls are decided in
+batches of every call waiting (Authorizer).
 
     ws://OCPP_HOST:OCPP_PORT/ocpp/<identity>, subprotocol ocpp1.6 or ocpp2.0.1, HTTP Basic
 
@@ -188,7 +189,7 @@ class _Session(ChargePoint):
             )
 
     async def authorize(self, id_token: str) -> services.Authorization:
-        return await self.db(services.token_authorize, station_id=self.station_id, id_token=id_token)
+        return await self.gateway.authorizer.authorize(station_id=self.station_id, id_token=id_token)
 
     async def heartbeat(self) -> str:
         now = timezone.now()
@@ -370,6 +371,57 @@ def _basic_auth(headers: Headers) -> tuple[str, str] | None:
     return (user, password) if colon else None
 
 
+class Authorizer:
+    """Every station's Authorize calls, decided in batches on the database threads.
+
+    A call waits in one queue; each of a few drain loops takes every call waiting (at most
+    OCPP_AUTHORIZE_BATCH) and decides them with one ACL read and one INSERT of their log rows
+    (services.tokens_authorize). Nothing waits for a batch to fill: a call to an idle gateway is
+    decided alone, at once; under load, the calls that came in during one batch's round trips make
+    the next. One query per call on a pool of threads cost three round trips per call and kept
+    the threads fighting the event loop for the GIL (py-spy, benchmarks "ocpp").
+    """
+
+    def __init__(self, gateway: Gateway, *, batch: int, loops: int) -> None:
+        self._gateway = gateway
+        self._batch = batch
+        self._loops = loops
+        self._queue: asyncio.Queue[tuple[str, str, asyncio.Future[services.Authorization]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._drain()) for _ in range(self._loops)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def authorize(self, *, station_id: str, id_token: str) -> services.Authorization:
+        answer: asyncio.Future[services.Authorization] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((station_id, id_token, answer))
+        return await answer
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                decided = await self._gateway.db(
+                    services.tokens_authorize, asks=[(station, token) for station, token, _ in batch]
+                )
+            except Exception as error:  # noqa: BLE001 - the database is away: each call fails as one would
+                for *_, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(error)
+                continue
+            for (*_, answer), authorization in zip(batch, decided, strict=True):
+                # A station that went away meanwhile: its decision is logged, its answer not needed.
+                if not answer.done():
+                    answer.set_result(authorization)
+
+
 class Gateway:
     """The server: upgrades, one session per connected station, the database threads."""
 
@@ -383,6 +435,7 @@ class Gateway:
         # The open session of each station: a station that connects again replaces its old socket.
         self._sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
+        self.authorizer = Authorizer(self, batch=settings.OCPP_AUTHORIZE_BATCH, loops=min(2, db_threads))
 
     async def db(self, function: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -461,6 +514,7 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.db(services.connections_forget, at=timezone.now())
+        self.authorizer.start()
         async with serve(
             self._session,
             self.host,
@@ -483,6 +537,7 @@ class Gateway:
             logger.info("ocpp_gateway_stopping", stations=len(self._sessions))
             server.close(close_connections=True)
             await server.wait_closed()
+        await self.authorizer.stop()
         self._executor.shutdown(wait=True)
 
 

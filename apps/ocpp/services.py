@@ -2,12 +2,13 @@
 
 Plain, synchronous functions: the gateway (apps/ocpp/gateway.py) runs them on its database threads,
 one call per OCPP message; every decision goes through the decision log like a REST caller's
-(apps.charging's charging_request_decide_sync, source "ocpp").
+(apps.charging's charging_requests_decide_sync, source "ocpp").
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,9 +18,9 @@ from django.utils import timezone
 from apps.access.credentials import password_matches
 from apps.access.identifiers import driver_token_check
 from apps.access.policy import Decision, Reason, Status
-from apps.access.selectors import driver_token_group_name, station_by_ocpp_identity
+from apps.access.selectors import station_by_ocpp_identity
 from apps.charging.models import ChargingRequest
-from apps.charging.services import charging_request_decide_sync
+from apps.charging.services import SyncAnswer, charging_requests_decide_sync
 from apps.ocpp.models import ChargePointState, ChargingTransaction
 
 
@@ -114,21 +115,28 @@ class Authorization:
 
 def token_authorize(*, station_id: str, id_token: str) -> Authorization:
     """May `id_token` charge at this station now? Decided and logged like a REST caller's question."""
-    try:
-        driver_token_check(id_token)
-    except ValueError:
-        # The schemas let any string of the version's length through (1.6 idTags may hold any
-        # printable character); a token outside the ACL's rule is in no ACL.
-        return Authorization(Decision(Status.INVALID, Reason.INVALID_TOKEN_FORMAT), None, None)
-    request, decision = charging_request_decide_sync(
-        client=None,
-        station_id=station_id,
-        driver_token=id_token,
-        callback_url="",
-        source=ChargingRequest.Source.OCPP,
-    )
-    group = driver_token_group_name(value=id_token) if decision.reason != Reason.UNKNOWN_TOKEN else None
-    return Authorization(decision, group, request.request_id)
+    return tokens_authorize(asks=[(station_id, id_token)])[0]
+
+
+def tokens_authorize(*, asks: Sequence[tuple[str, str]]) -> list[Authorization]:
+    """token_authorize for (station_id, id_token) asks that arrived together, in their order: one
+    ACL read and one INSERT of their decision rows for all of them."""
+    answers: list[Authorization | None] = []
+    valid: list[tuple[str, str]] = []
+    for station_id, id_token in asks:
+        try:
+            valid.append((station_id, driver_token_check(id_token)))
+            answers.append(None)
+        except ValueError:
+            # The schemas let any string of the version's length through (1.6 idTags may hold any
+            # printable character); a token outside the ACL's rule is in no ACL.
+            answers.append(Authorization(Decision(Status.INVALID, Reason.INVALID_TOKEN_FORMAT), None, None))
+    decided = iter(charging_requests_decide_sync(asks=valid, source=ChargingRequest.Source.OCPP))
+    return [answer or _authorization_of(next(decided)) for answer in answers]
+
+
+def _authorization_of(answer: SyncAnswer) -> Authorization:
+    return Authorization(answer.decision, answer.group, answer.request.request_id)
 
 
 def station_time(value: str | None) -> datetime:

@@ -61,7 +61,8 @@ class BenchStation:
     # Every Authorize answered, measured or not (the warm-up, the restart), against the log.
     answered_total: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    # Monotonic time of its first answered Authorize after the gateway came back.
+    # Monotonic times of its connection to the new gateway, and of its first answer from it.
+    reconnected_at: float | None = None
     back_at: float | None = None
 
 
@@ -177,6 +178,8 @@ class Fleet:
                 except ConnectionClosed:
                     station.errors["closed"] += 1
                     websocket = await self._connect(station)
+                    if self.restarting and station.reconnected_at is None:
+                        station.reconnected_at = time.monotonic()
                     due = time.monotonic()
                     continue
                 done = time.monotonic()
@@ -233,6 +236,7 @@ def phase_ocpp(ctx: PhaseContext) -> dict[str, Any]:
     asyncio.run(go())
     listening = restart["listening_at"]
     back = [s.back_at - listening for s in stations if s.back_at is not None]
+    reconnected = [s.reconnected_at - listening for s in stations if s.reconnected_at is not None]
     round_trips = [rt for s in stations for rt in s.round_trips]
     answers = sum((s.answers for s in stations), Counter())
     duration = window["t1"] - window["t0"]
@@ -270,6 +274,7 @@ def phase_ocpp(ctx: PhaseContext) -> dict[str, Any]:
             "stop_s": restart["stop_s"],
             "start_to_listening_s": restart["start_to_listening_s"],
             "stations_back": len(back),
+            "connected_again_after_listening": loadgen.latency_summary_ms(reconnected),
             "answered_again_after_listening": loadgen.latency_summary_ms(back),
             "connect_errors": dict(sum((s.errors for s in stations), Counter())),
         },

@@ -126,12 +126,16 @@ class _Session(ChargePoint):
         self.gateway = gateway
         self.bucket = CallBucket(rate=settings.OCPP_CALLS_PER_S, burst=settings.OCPP_CALL_BURST)
         self._answered_with_error = False
+        # The station's state row noted connected (Gateway._session); what writes to that row waits.
+        self.opened: asyncio.Future[None] | None = None
 
     @property
     def station_id(self) -> str:
         return self.login.station_id
 
     async def db(self, function: Callable[..., T], **kwargs: Any) -> T:
+        if self.opened is not None:
+            await asyncio.shield(self.opened)
         return await self.gateway.db(function, **kwargs)
 
     async def _send(self, message: str) -> None:
@@ -382,8 +386,10 @@ class Authorizer:
     the threads fighting the event loop for the GIL (py-spy, benchmarks "ocpp").
     """
 
-    def __init__(self, gateway: Gateway, *, batch: int, loops: int) -> None:
-        self._gateway = gateway
+    def __init__(self, *, batch: int, loops: int) -> None:
+        # Threads of its own: decisions never queue behind the logins and bookkeeping of a crowd of
+        # stations reconnecting at once (after a gateway restart, all of them).
+        self._executor = ThreadPoolExecutor(max_workers=loops, thread_name_prefix="ocpp-authorize")
         self._batch = batch
         self._loops = loops
         self._queue: asyncio.Queue[tuple[str, str, asyncio.Future[services.Authorization]]] = asyncio.Queue()
@@ -396,6 +402,7 @@ class Authorizer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._executor.shutdown(wait=True)
 
     async def authorize(self, *, station_id: str, id_token: str) -> services.Authorization:
         answer: asyncio.Future[services.Authorization] = asyncio.get_running_loop().create_future()
@@ -407,9 +414,10 @@ class Authorizer:
             batch = [await self._queue.get()]
             while len(batch) < self._batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            asks = [(station, token) for station, token, _ in batch]
             try:
-                decided = await self._gateway.db(
-                    services.tokens_authorize, asks=[(station, token) for station, token, _ in batch]
+                decided = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, functools.partial(_db_job, services.tokens_authorize, {"asks": asks})
                 )
             except Exception as error:  # noqa: BLE001 - the database is away: each call fails as one would
                 for *_, answer in batch:
@@ -435,7 +443,7 @@ class Gateway:
         # The open session of each station: a station that connects again replaces its old socket.
         self._sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
-        self.authorizer = Authorizer(self, batch=settings.OCPP_AUTHORIZE_BATCH, loops=min(2, db_threads))
+        self.authorizer = Authorizer(batch=settings.OCPP_AUTHORIZE_BATCH, loops=2)
 
     async def db(self, function: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -495,10 +503,12 @@ class Gateway:
         session = kind(login=login, connection=connection, gateway=self)
         OCPP_STATIONS_CONNECTED.labels(protocol=protocol).inc()
         logger.info("ocpp_station_connected", station=station, identity=login.identity, protocol=protocol)
+        # Noted beside the session, not before it: the station's first call need not wait for it.
+        opened = session.opened = asyncio.create_task(
+            self.db(services.connection_opened, station_id=station, protocol=protocol, at=timezone.now())
+        )
+        opened.add_done_callback(_opened_noted)
         try:
-            await self.db(
-                services.connection_opened, station_id=station, protocol=protocol, at=timezone.now()
-            )
             await session.start()
         except ConnectionClosed:
             pass
@@ -507,6 +517,7 @@ class Gateway:
             if self._sessions.get(station) is connection:
                 del self._sessions[station]
                 try:
+                    await opened  # "closed" must land after "opened"
                     await self.db(services.connection_closed, station_id=station, at=timezone.now())
                 except Exception:
                     logger.exception("ocpp_disconnect_not_recorded", station=station)
@@ -539,6 +550,11 @@ class Gateway:
             await server.wait_closed()
         await self.authorizer.stop()
         self._executor.shutdown(wait=True)
+
+
+def _opened_noted(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("ocpp_connect_not_recorded", error=str(task.exception()))
 
 
 def _db_job(function: Callable[..., T], kwargs: dict[str, Any]) -> T:

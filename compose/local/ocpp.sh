@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
-# The OCPP gateway: wait until the api process has migrated the database, then serve stations.
+# The OCPP gateway: serve stations once the database is up and the api process has migrated it
+# (compose/local/api.sh migrates); run_ocpp waits for both itself, in one Python start.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-.venv/bin/python manage.py wait_for_db --timeout 60
-# The api process migrates (compose/local/api.sh); the gateway's tables must be there first.
-for _ in $(seq 120); do
-  .venv/bin/python manage.py migrate --check >/dev/null 2>&1 && break
-  sleep 1
-done
-exec .venv/bin/python manage.py run_ocpp
+exec .venv/bin/python manage.py run_ocpp --wait-s 120

@@ -29,6 +29,7 @@ from apps.access.models import DriverToken
 from apps.access.policy import Reason, Status
 from apps.access.services import AclInsertOutcome, acl_insert
 from apps.charging.models import ChargingRequest
+from apps.core.readonly_admin import ReadOnlyAdmin
 
 
 class CappedCountPaginator(Paginator):
@@ -142,7 +143,7 @@ class RequestedOnFilter(TextInputFilter):
 
 
 @admin.register(ChargingRequest)
-class ChargingRequestAdmin(admin.ModelAdmin):
+class ChargingRequestAdmin(ReadOnlyAdmin):
     """The decision log is a record: operators read and filter it, nobody edits it."""
 
     list_display = (
@@ -174,15 +175,6 @@ class ChargingRequestAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
     list_per_page = 100
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ChargingRequest], search_term: str

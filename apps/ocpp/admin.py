@@ -10,21 +10,13 @@ from django.contrib import admin
 from django.contrib.admin.options import ShowFacets
 from django.http import HttpRequest
 
+from apps.core.readonly_admin import ReadOnlyAdmin
 from apps.ocpp.models import ChargePointState, ChargingTransaction
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ReadOnlyAdmin):
     show_facets = ShowFacets.NEVER
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class ConnectedFilter(admin.SimpleListFilter):

@@ -443,7 +443,7 @@ class Gateway:
         # The open session of each station: a station that connects again replaces its old socket.
         self._sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
-        self.authorizer = Authorizer(batch=settings.OCPP_AUTHORIZE_BATCH, loops=2)
+        self.authorizer = Authorizer(batch=settings.OCPP_AUTHORIZE_BATCH, loops=settings.OCPP_AUTHORIZE_LOOPS)
 
     async def db(self, function: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -237,6 +237,30 @@ def test_credentials_of_an_unknown_station_are_404(api: Api) -> None:
     assert not Station.objects.filter(ocpp_identity=IDENTITY).exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ocpp_identity": OTHER_IDENTITY},
+        {"ocpp_password": OTHER_PASSWORD},
+        {"ocpp_identity": None, "name": "x"},
+    ],
+)
+def test_a_patch_with_ocpp_credentials_is_422_pointing_to_the_put_and_changes_nothing(
+    api: Api, body: dict[str, Any]
+) -> None:
+    password = created(api, ocpp_identity=IDENTITY)["ocpp_password"]
+
+    response = api.patch(f"/api/v1/stations/{STATION}", body)
+
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert {str(error["loc"][-1]) for error in errors} == {key for key in body if key.startswith("ocpp")}
+    assert all("PUT /api/v1/stations/{station_id}/ocpp" in error["msg"] for error in errors)
+    station = Station.objects.get(station_id=STATION)
+    assert (station.ocpp_identity, station.name) == (IDENTITY, "")
+    assert station_login(identity=IDENTITY, password=password).station_id == STATION
+
+
 def test_the_login_is_refused_alike_for_an_unknown_identity_a_wrong_password_and_none(api: Api) -> None:
     password = created(api, ocpp_identity=IDENTITY)["ocpp_password"]
 

@@ -84,6 +84,14 @@ class StationPatch(Schema):
     name: Text = _left_out(max_length=200)
     location: Text = _left_out(max_length=300)
     enabled: bool = _left_out(description="false: the station refuses every token")
+    # Named so a PATCH that tries them is told where they go, not silently ignored.
+    ocpp_identity: Any = Field(None, description="not here: PUT /api/v1/stations/{station_id}/ocpp")
+    ocpp_password: Any = Field(None, description="not here: PUT /api/v1/stations/{station_id}/ocpp")
+
+    @field_validator("ocpp_identity", "ocpp_password")
+    @classmethod
+    def _credentials_elsewhere(cls, value: Any) -> Any:
+        raise ValueError("OCPP credentials are set with PUT /api/v1/stations/{station_id}/ocpp")
 
 
 class StationOut(Schema):

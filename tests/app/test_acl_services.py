@@ -346,11 +346,15 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_the_decision_reads_only_the_index_entries_it_needs() -> None:
     """Grants of the token and its group at 1,000 other stations, and 1,000 other tokens' all-stations
-    grants, are in the table but not read: each probe names both index columns."""
+    grants, are in the table but not read: each probe names both index columns. The other tokens
+    belong to 1,000 other groups, so the group's name is an index probe too, as in a real ACL."""
     fleet = TokenGroup.objects.create(name="fleet-a")
     token = DriverToken.objects.create(value=TOKEN, group=fleet)
+    other_groups = TokenGroup.objects.bulk_create(
+        TokenGroup(name=f"other-fleet-{n:04d}") for n in range(1000)
+    )
     other_tokens = DriverToken.objects.bulk_create(
-        DriverToken(value=f"other-driver-token-{n:08d}") for n in range(1000)
+        DriverToken(value=f"other-driver-token-{n:08d}", group=other_groups[n]) for n in range(1000)
     )
     other_stations = Station.objects.bulk_create(
         Station(station_id=f"{n:08x}-0000-4000-8000-000000000000") for n in range(1000)
@@ -364,7 +368,7 @@ def test_the_decision_reads_only_the_index_entries_it_needs() -> None:
     Grant.objects.create(token=token, station_id=STATION)
     Grant.objects.create(group=fleet, station=None)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE access_grant, access_drivertoken, access_station")
+        cursor.execute("ANALYZE access_grant, access_drivertoken, access_tokengroup, access_station")
     with CaptureQueriesContext(connection) as captured:
         facts = authorization_facts_get(station_id=STATION, driver_token=TOKEN)
 
@@ -379,7 +383,8 @@ def test_the_decision_reads_only_the_index_entries_it_needs() -> None:
     assert not [node for node in nodes if node["Node Type"] in ("Seq Scan", "Sort")], nodes
     probes = [node for node in nodes if "Index Name" in node]
     grant_probes = [node for node in probes if node["Index Name"].startswith("grant_")]
-    assert len(grant_probes) == len(probes) - 2, probes  # all but the token and station lookups
+    # All but the token's, its group's (for the name) and the station's lookups.
+    assert len(grant_probes) == len(probes) - 3, probes
     assert all(node["Node Type"] == "Bitmap Index Scan" for node in grant_probes), grant_probes
     assert {node["Index Name"] for node in grant_probes} == {"grant_token_station", "grant_group_station"}
     assert all("station_id" in node["Index Cond"] for node in grant_probes), grant_probes

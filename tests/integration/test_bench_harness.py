@@ -26,7 +26,18 @@ from benchmarks.hot_paths import BATCH_SIZES
 from harness.processes import REPO
 
 PHASES = ("burst", "accept", "ladder", "sync_callback", "sync", "floors", "resources")
-STACK_GROUPS = {"nginx", "api", "bridge", "authorize", "callbacks", "beat", "kafka", "redis", "postgres"}
+STACK_GROUPS = {
+    "nginx",
+    "api",
+    "bridge",
+    "authorize",
+    "callbacks",
+    "beat",
+    "ocpp",
+    "kafka",
+    "redis",
+    "postgres",
+}
 # The bridge makes the first attempt of each callback (a deliver task only for what finds no room).
 BATCH_KINDS = ("decide", "deliver_bridge", "bridge_poll")
 
@@ -62,8 +73,11 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     # The harness's own checks: one decision, one delivered callback delivery and one callback at
     # the receiver for every accepted request; every synchronous answer logged once.
     assert document["consistency_passed"] is True, output
-    for name in ("burst", "accept", "sync_callback", "sync"):
+    for name in ("burst", "accept", "sync_callback", "sync", "ocpp"):
         assert phases[name]["consistency"]["passed"], (name, phases[name]["consistency"])
+    # The OCPP stations: every call answered as the ACL says, every station back after the restart.
+    assert phases["ocpp"]["calls"] > 0
+    assert phases["ocpp"]["restart"]["stations_back"] == phases["ocpp"]["stations"]
     assert phases["burst"]["accepted"] == phases["burst"]["requests"] == 200
     # The original service's synchronous route with a callback: each answer logged, called back once.
     sync_callback = phases["sync_callback"]
@@ -72,7 +86,7 @@ def test_tiny_bench_reports_every_section_and_loses_nothing(
     assert sync_callback["callback_after_answer_latency"]["count"] == sum(sync_callback["statuses"].values())
     _assert_ladder_steps(phases["ladder"]["steps"])
     _assert_floors(document)
-    assert len(document["targets"]) == 9
+    assert len(document["targets"]) == 11
 
     # Every figure carries the command that produced it; memory and CPU cover every process group.
     assert all(row["command"] for row in document["targets"]), document["targets"]

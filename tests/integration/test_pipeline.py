@@ -185,7 +185,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_answerable_ones_are_
                 "request_id": request_id,
                 "client_id": None,
                 "station_id": STATION,
-                "driver_token": "short",
+                "driver_token": "not a token",
                 "callback_url": pipeline.receiver.url(),
                 "received_at": datetime.now().astimezone().isoformat(),
                 "deadline": datetime.now().astimezone().isoformat(),

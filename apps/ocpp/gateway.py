@@ -36,7 +36,7 @@ from django.utils import timezone
 from ocpp import messages as ocpp_messages
 from ocpp.charge_point import ChargePoint
 from ocpp.exceptions import GenericError, InternalError, OCPPError
-from ocpp.messages import CallError, MessageType, unpack, validate_payload
+from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
@@ -78,15 +78,6 @@ ocpp_messages.ASYNC_VALIDATION = False
 # would flood the log. Our own line per refused call says what matters.
 _QUIET = logging.getLogger("charge.ocpp.package")
 _QUIET.setLevel(logging.CRITICAL)
-
-
-def handles(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The package's @on, with the station's payload validated in _Session.route_message and our
-    answer not validated again: it is built from the package's typed results. Validating both
-    ways was ~15 % of the gateway's CPU at 400 Authorize/s (py-spy, benchmarks "ocpp")."""
-    decorate: Callable[[Callable[..., Any]], Callable[..., Any]] = on(action, skip_schema_validation=True)
-    return decorate
-
 
 PATH_PREFIX = "/ocpp/"
 T = TypeVar("T")
@@ -189,10 +180,6 @@ class _Session(ChargePoint):
             return
         action = msg.action if msg.action in self.actions else "other"
         try:
-            if msg.action in self.route_map:
-                # The station's payload against the version's schema (see `handles`); an action we
-                # do not handle goes on to the package's NotImplemented / NotSupported.
-                await validate_payload(msg, self._ocpp_version)
             await self._handle_call(msg)
         except OCPPError as error:
             # No handler (NotImplemented / NotSupported) or a payload the schema refuses.
@@ -233,7 +220,7 @@ class Station16(_Session, ChargePoint16):
 
     actions = frozenset(action.value for action in Action16)
 
-    @handles(Action16.boot_notification)
+    @on(Action16.boot_notification)
     async def on_boot(
         self,
         charge_point_vendor: str,
@@ -258,11 +245,11 @@ class Station16(_Session, ChargePoint16):
             status=RegistrationStatus.accepted,
         )
 
-    @handles(Action16.heartbeat)
+    @on(Action16.heartbeat)
     async def on_heartbeat(self) -> result16.Heartbeat:
         return result16.Heartbeat(current_time=await self.heartbeat())
 
-    @handles(Action16.status_notification)
+    @on(Action16.status_notification)
     async def on_status(
         self, connector_id: int, error_code: str, status: str, **_: Any
     ) -> result16.StatusNotification:
@@ -270,11 +257,11 @@ class Station16(_Session, ChargePoint16):
         await self.db(services.status_record, station_id=self.station_id, status=text, at=timezone.now())
         return result16.StatusNotification()
 
-    @handles(Action16.authorize)
+    @on(Action16.authorize)
     async def on_authorize(self, id_tag: str) -> result16.Authorize:
         return result16.Authorize(id_tag_info=_info16(await self.authorize(id_tag)))
 
-    @handles(Action16.start_transaction)
+    @on(Action16.start_transaction)
     async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> result16.StartTransaction:
@@ -288,7 +275,7 @@ class Station16(_Session, ChargePoint16):
         )
         return result16.StartTransaction(transaction_id=transaction_id, id_tag_info=_info16(authorization))
 
-    @handles(Action16.stop_transaction)
+    @on(Action16.stop_transaction)
     async def on_stop_transaction(
         self,
         meter_stop: int,
@@ -315,7 +302,7 @@ class Station201(_Session, ChargePoint201):
 
     actions = frozenset(action.value for action in Action201)
 
-    @handles(Action201.boot_notification)
+    @on(Action201.boot_notification)
     async def on_boot(
         self, charging_station: dict[str, Any], reason: str, **_: Any
     ) -> result201.BootNotification:
@@ -335,11 +322,11 @@ class Station201(_Session, ChargePoint201):
             status=RegistrationStatusEnumType.accepted,
         )
 
-    @handles(Action201.heartbeat)
+    @on(Action201.heartbeat)
     async def on_heartbeat(self, **_: Any) -> result201.Heartbeat:
         return result201.Heartbeat(current_time=await self.heartbeat())
 
-    @handles(Action201.status_notification)
+    @on(Action201.status_notification)
     async def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
     ) -> result201.StatusNotification:
@@ -347,11 +334,11 @@ class Station201(_Session, ChargePoint201):
         await self.db(services.status_record, station_id=self.station_id, status=text, at=timezone.now())
         return result201.StatusNotification()
 
-    @handles(Action201.authorize)
+    @on(Action201.authorize)
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> result201.Authorize:
         return result201.Authorize(id_token_info=_info201(await self.authorize(id_token["id_token"])))
 
-    @handles(Action201.transaction_event)
+    @on(Action201.transaction_event)
     async def on_transaction_event(
         self,
         event_type: str,

@@ -599,7 +599,39 @@ def charging_request_decide_sync(
         decision = Decision(Status.UNKNOWN, Reason.TIMEOUT)
     else:
         decision = authorization_decide(station_id=station_id, driver_token=driver_token, at=now)
-    request = ChargingRequest(
+    request = _sync_row(
+        decision,
+        client=client,
+        station_id=station_id,
+        driver_token=driver_token,
+        callback_url=callback_url,
+        source=source,
+        requested_at=requested_at,
+        deadline=deadline,
+        now=now,
+    )
+    structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
+    deliveries = delivery_rows(decided=[decided_request_of(request)]) if callback_url else []
+    _rows_insert_at_once([request, *deliveries])
+    deliveries_queue_on_commit(deliveries, publish=deliveries_publish_soon)
+    _sync_observe(request, decided_at=now)
+    return request, decision
+
+
+def _sync_row(
+    decision: Decision,
+    *,
+    client: ApiClient | None,
+    station_id: str,
+    driver_token: str,
+    callback_url: str,
+    source: str,
+    requested_at: datetime,
+    deadline: datetime,
+    now: datetime,
+) -> ChargingRequest:
+    """The decision-log row of a synchronous decision: decided when it was asked, never queued."""
+    return ChargingRequest(
         request_id=uuid.uuid4(),
         client=client,
         station_id=station_id,
@@ -612,18 +644,16 @@ def charging_request_decide_sync(
         decided_at=now,
         deadline=deadline,
     )
-    structlog.contextvars.bind_contextvars(request_id=str(request.request_id))
-    deliveries = delivery_rows(decided=[decided_request_of(request)]) if callback_url else []
-    _rows_insert_at_once([request, *deliveries])
-    deliveries_queue_on_commit(deliveries, publish=deliveries_publish_soon)
+
+
+def _sync_observe(row: ChargingRequest, *, decided_at: datetime) -> None:
     decision_observe(
-        status=decision.status.value,
-        reason=decision.reason.value,
-        source=source,
-        requested_at=requested_at,
-        decided_at=now,
+        status=row.status,
+        reason=row.reason,
+        source=row.source,
+        requested_at=row.requested_at,
+        decided_at=decided_at,
     )
-    return request, decision
 
 
 @dataclass(frozen=True)
@@ -645,35 +675,25 @@ def charging_requests_decide_sync(*, asks: Sequence[tuple[str, str]], source: st
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.CHARGE_DECISION_TIMEOUT_S)
     decided = authorizations_decide_grouped(pairs=asks, at=now)
-    answers = [
-        SyncAnswer(
-            ChargingRequest(
-                request_id=uuid.uuid4(),
-                client=None,
-                station_id=station_id,
-                driver_token=driver_token,
-                callback_url="",
-                source=source,
-                status=decided[station_id, driver_token][0].status.value,
-                reason=decided[station_id, driver_token][0].reason.value,
-                requested_at=now,
-                decided_at=now,
-                deadline=deadline,
-            ),
-            *decided[station_id, driver_token],
+    answers = []
+    for station_id, driver_token in asks:
+        decision, group = decided[station_id, driver_token]
+        row = _sync_row(
+            decision,
+            client=None,
+            station_id=station_id,
+            driver_token=driver_token,
+            callback_url="",
+            source=source,
+            requested_at=now,
+            deadline=deadline,
+            now=now,
         )
-        for station_id, driver_token in asks
-    ]
+        answers.append(SyncAnswer(row, decision, group))
     if answers:
         sql, params = insert_sql([answer.request for answer in answers])
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     for answer in answers:
-        decision_observe(
-            status=answer.decision.status.value,
-            reason=answer.decision.reason.value,
-            source=source,
-            requested_at=now,
-            decided_at=now,
-        )
+        _sync_observe(answer.request, decided_at=now)
     return answers

@@ -26,6 +26,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -195,6 +196,20 @@ class _Session(ChargePoint):
     async def authorize(self, id_token: str) -> services.Authorization:
         return await self.gateway.authorizer.authorize(station_id=self.station_id, id_token=id_token)
 
+    async def boot(self, *, vendor: str, model: str, firmware_version: str, serial_number: str) -> datetime:
+        """Store what a BootNotification says of the station (either version); returns when it came."""
+        now = timezone.now()
+        await self.db(
+            services.boot_record,
+            station_id=self.station_id,
+            vendor=vendor,
+            model=model,
+            firmware_version=firmware_version,
+            serial_number=serial_number,
+            at=now,
+        )
+        return now
+
     async def heartbeat(self) -> str:
         now = timezone.now()
         await self.db(services.heartbeat_record, station_id=self.station_id, at=now)
@@ -229,15 +244,11 @@ class Station16(_Session, ChargePoint16):
         charge_point_serial_number: str = "",
         **_: Any,
     ) -> result16.BootNotification:
-        now = timezone.now()
-        await self.db(
-            services.boot_record,
-            station_id=self.station_id,
+        now = await self.boot(
             vendor=charge_point_vendor,
             model=charge_point_model,
             firmware_version=firmware_version,
             serial_number=charge_point_serial_number,
-            at=now,
         )
         return result16.BootNotification(
             current_time=ocpp_time(now),
@@ -306,15 +317,11 @@ class Station201(_Session, ChargePoint201):
     async def on_boot(
         self, charging_station: dict[str, Any], reason: str, **_: Any
     ) -> result201.BootNotification:
-        now = timezone.now()
-        await self.db(
-            services.boot_record,
-            station_id=self.station_id,
+        now = await self.boot(
             vendor=charging_station.get("vendor_name", ""),
             model=charging_station.get("model", ""),
             firmware_version=charging_station.get("firmware_version", ""),
             serial_number=charging_station.get("serial_number", ""),
-            at=now,
         )
         return result201.BootNotification(
             current_time=ocpp_time(now),

@@ -39,21 +39,48 @@ class AuthorizationFacts:
 # SQL because this is the hot path: the ORM took several times the database's own time to build
 # the four-branch filter (see benchmarks/acl_scale.py). The pairs are a CTE, since SQLite cannot
 # name a VALUES list's columns in FROM. {values} is only "(%s, %s)" repeated.
-_FACTS_SQL = f"""
-WITH asked(station_id, value) AS (VALUES {{values}})
-SELECT t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
+_TOKEN, _GROUP = DriverToken._meta.db_table, TokenGroup._meta.db_table
+_STATION, _GRANT = Station._meta.db_table, Grant._meta.db_table
+_COLUMNS = """t.id IS NOT NULL, t.status, t.valid_until, s.enabled,
        g.id IS NOT NULL, g.station_id, g.valid_from, g.valid_until,
-       asked.station_id, asked.value, tg.name
-FROM asked
-LEFT JOIN {DriverToken._meta.db_table} t ON t.value = asked.value
-LEFT JOIN {TokenGroup._meta.db_table} tg ON tg.id = t.group_id
-LEFT JOIN {Station._meta.db_table} s ON s.station_id = asked.station_id
-LEFT JOIN {Grant._meta.db_table} g ON g.revoked_at IS NULL
-    AND ((g.token_id = t.id AND g.station_id = asked.station_id)
+       asked.station_id, asked.value"""
+_GRANT_COVERS = """AND ((g.token_id = t.id AND g.station_id = asked.station_id)
       OR (g.token_id = t.id AND g.station_id IS NULL)
       OR (g.group_id = t.group_id AND g.station_id = asked.station_id)
-      OR (g.group_id = t.group_id AND g.station_id IS NULL))
+      OR (g.group_id = t.group_id AND g.station_id IS NULL))"""
+# SQLite: plain joins (its planner probes the indexes row by row, with statistics or without).
+_FACTS_SQL = f"""
+WITH asked(station_id, value) AS (VALUES {{values}})
+SELECT {_COLUMNS}, tg.name
+FROM asked
+LEFT JOIN {_TOKEN} t ON t.value = asked.value
+LEFT JOIN {_GROUP} tg ON tg.id = t.group_id
+LEFT JOIN {_STATION} s ON s.station_id = asked.station_id
+LEFT JOIN {_GRANT} g ON g.revoked_at IS NULL {_GRANT_COVERS}
 """  # noqa: S608 - only table names from the models are formatted in; values are parameters
+# PostgreSQL: the same rows, each lookup a LATERAL subquery, so the planner can only probe the
+# indexes once per pair. With the plain joins it chose by the tables' statistics, and before the
+# first ANALYZE of a freshly loaded ACL (autovacuum's, up to a minute after an import) it scanned
+# every grant per pair: a batch of 6 pairs took 10 ms, of 100 pairs 74 ms, where these take 0.4
+# and 6.5 (0.1 and 1-2 ms once analyzed; README "Benchmarks"). OFFSET 0 keeps PostgreSQL from
+# pulling a subquery up into a plain join again.
+_FACTS_SQL_POSTGRESQL = f"""
+WITH asked(station_id, value) AS (VALUES {{values}})
+SELECT {_COLUMNS}, t.group_name
+FROM asked
+LEFT JOIN LATERAL (
+    SELECT t.id, t.status, t.valid_until, t.group_id, tg.name AS group_name
+    FROM {_TOKEN} t LEFT JOIN {_GROUP} tg ON tg.id = t.group_id
+    WHERE t.value = asked.value OFFSET 0
+) t ON true
+LEFT JOIN LATERAL (
+    SELECT s.enabled FROM {_STATION} s WHERE s.station_id = asked.station_id OFFSET 0
+) s ON true
+LEFT JOIN LATERAL (
+    SELECT g.id, g.station_id, g.valid_from, g.valid_until FROM {_GRANT} g
+    WHERE g.revoked_at IS NULL {_GRANT_COVERS} OFFSET 0
+) g ON true
+"""  # noqa: S608 - as above
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -93,7 +120,7 @@ def authorization_facts_many(
     if not asked:
         return {}
     values = ", ".join(["(%s, %s)"] * len(asked))
-    sql = _FACTS_SQL.format(values=values)
+    sql = (_FACTS_SQL_POSTGRESQL if connection.vendor == "postgresql" else _FACTS_SQL).format(values=values)
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for pair in asked for value in pair])
         rows = cursor.fetchall()

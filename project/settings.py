@@ -320,6 +320,11 @@ OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=4)
 # batches at once (each on a thread of its own; 1 measured best here: larger batches, less CPU).
 OCPP_AUTHORIZE_BATCH = env.int("OCPP_AUTHORIZE_BATCH", default=100)
 OCPP_AUTHORIZE_LOOPS = env.int("OCPP_AUTHORIZE_LOOPS", default=1)
+# The gateway's connections prepare their statements (PostgreSQL): planning the ACL read and the
+# log INSERT was most of the database's CPU per Authorize. Only there, because the bridge and the
+# workers send several commands in one string, which a prepared statement cannot hold; off behind
+# PgBouncer's transaction pooling before 1.21. See apps/ocpp/gateway.py gateway_run.
+OCPP_DB_PREPARED_STATEMENTS = env.bool("OCPP_DB_PREPARED_STATEMENTS", default=True)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -574,8 +574,21 @@ def _db_job(function: Callable[..., T], kwargs: dict[str, Any]) -> T:
             close_old_connections()
 
 
+def statements_prepared() -> None:
+    """From now on, connections this process opens prepare their statements (PostgreSQL; see
+    settings.OCPP_DB_PREPARED_STATEMENTS). Called before any database thread connects: each thread's
+    connection is made from this very dict. psycopg prepares a statement the fifth time it sees its
+    text, which needs server-side parameters."""
+    if connection.vendor == "postgresql":
+        connection.settings_dict.setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
+        )
+
+
 def gateway_run(*, host: str, port: int, db_threads: int) -> None:
     """Serve until SIGTERM or SIGINT; then close every station's socket (1001 going away)."""
+    if settings.OCPP_DB_PREPARED_STATEMENTS:
+        statements_prepared()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -226,6 +226,20 @@ class DriverTokenResource(_StrictColumnsResource):
             (token_block if instance.status == DriverToken.Status.BLOCKED else token_unblock)(token=token)
 
 
+# A grant as operators see it, in this order: the CSV's columns (after its id) and the admin's page.
+GRANT_RECORD_FIELDS = (
+    "token",
+    "group",
+    "station",
+    "valid_from",
+    "valid_until",
+    "note",
+    "revoked_at",
+    "created_by",
+    "created_at",
+)
+
+
 class GrantResource(_StrictColumnsResource):
     """Grants of a token (by value) or a group (by name) at one station or, empty, at every station.
 
@@ -254,18 +268,7 @@ class GrantResource(_StrictColumnsResource):
     class Meta:
         model = Grant
         name = "Grants"
-        fields = (
-            "id",
-            "token",
-            "group",
-            "station",
-            "valid_from",
-            "valid_until",
-            "note",
-            "revoked_at",
-            "created_by",
-            "created_at",
-        )
+        fields = ("id", *GRANT_RECORD_FIELDS)
         import_id_fields: tuple[str, ...] = ()
         skip_unchanged = True
         report_skipped = True

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.access.admin.common import CsvImportExportAdmin, ServiceWritesMixin
 from apps.access.identifiers import driver_token_check, station_id_normalize
 from apps.access.models import DriverToken, Grant
-from apps.access.resources import DATETIME_HELP, GrantResource
+from apps.access.resources import DATETIME_HELP, GRANT_RECORD_FIELDS, GrantResource
 from apps.access.selectors import grant_active_q, grant_identical_get, station_get
 from apps.access.services import grant_create, grant_revoke, grant_update, station_ensure
 
@@ -201,17 +201,7 @@ class GrantAdmin(ServiceWritesMixin, CsvImportExportAdmin):
     def get_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
         if obj is None:
             return ["token", "group", "station_id", "every_station", "valid_from", "valid_until", "note"]
-        return [
-            "token",
-            "group",
-            "station",
-            "valid_from",
-            "valid_until",
-            "note",
-            "revoked_at",
-            "created_by",
-            "created_at",
-        ]
+        return list(GRANT_RECORD_FIELDS)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> tuple[str, ...]:
         if obj is None:

@@ -61,9 +61,9 @@ LEFT JOIN {_GRANT} g ON g.revoked_at IS NULL {_GRANT_COVERS}
 # PostgreSQL: the same rows, each lookup a LATERAL subquery, so the planner can only probe the
 # indexes once per pair. With the plain joins it chose by the tables' statistics, and before the
 # first ANALYZE of a freshly loaded ACL (autovacuum's, up to a minute after an import) it scanned
-# every grant per pair: a batch of 6 pairs took 10 ms, of 100 pairs 74 ms, where these take 0.4
-# and 6.5 (0.1 and 1-2 ms once analyzed; README "Benchmarks"). OFFSET 0 keeps PostgreSQL from
-# pulling a subquery up into a plain join again.
+# every grant per pair: a batch of 6 pairs took 11.4 ms, of 100 pairs 127 ms, where these take
+# 0.13 and 1.24 (analyzed: 0.11 and 1.39; benchmarks/results/ab-ocpp-2026-12-04). OFFSET 0 keeps
+# PostgreSQL from pulling a subquery up into a plain join again.
 _FACTS_SQL_POSTGRESQL = f"""
 WITH asked(station_id, value) AS (VALUES {{values}})
 SELECT {_COLUMNS}, t.group_name

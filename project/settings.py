@@ -313,6 +313,9 @@ OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=64 * 1024)
 # station that boots sends a handful at once). Calls beyond are answered with a CALLERROR.
 OCPP_CALLS_PER_S = env.float("OCPP_CALLS_PER_S", default=10.0)
 OCPP_CALL_BURST = env.int("OCPP_CALL_BURST", default=20)
+# Gateway processes sharing OCPP_PORT (SO_REUSEPORT; apps/ocpp/processes.py): one asyncio loop per
+# process, so more than one uses more than one core.
+OCPP_PROCESSES = env.int("OCPP_PROCESSES", default=2)
 # Threads that run the gateway's database work (each keeps one connection).
 OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=4)
 # Authorize calls of all stations are decided together: each batch is every call waiting, at most

@@ -36,9 +36,9 @@ from apps.charging.messages import ChargeRequestV1, MalformedMessage
 from apps.charging.models import ChargingRequest
 from apps.charging.producer import request_produce
 from apps.clients.models import ApiClient
-from apps.core.sql import insert_sql
+from apps.core.sql import insert_sql, insert_values_sql
 from apps.core.tasks import AUTHORIZE_TASK
-from apps.monitoring.metrics import decision_observe
+from apps.monitoring.metrics import decision_observe, decisions_observe
 
 logger = structlog.get_logger(__name__)
 
@@ -658,10 +658,25 @@ def _sync_observe(row: ChargingRequest, *, decided_at: datetime) -> None:
 
 @dataclass(frozen=True)
 class SyncAnswer:
-    request: ChargingRequest
+    request_id: uuid.UUID
     decision: Decision
     # The token's group name, for answers that carry it (OCPP's parentIdTag / groupIdToken).
     group: str | None
+
+
+# The decision-log columns a synchronous batch writes; the rest stay NULL (no client, no Kafka offset).
+_SYNC_BATCH_COLUMNS = (
+    "request_id",
+    "station_id",
+    "driver_token",
+    "callback_url",
+    "source",
+    "status",
+    "reason",
+    "requested_at",
+    "decided_at",
+    "deadline",
+)
 
 
 def charging_requests_decide_sync(*, asks: Sequence[tuple[str, str]], source: str) -> list[SyncAnswer]:
@@ -671,29 +686,28 @@ def charging_requests_decide_sync(*, asks: Sequence[tuple[str, str]], source: st
     many there are: under load the gateway hands over every call that waited, so the database sees
     a few statements per batch instead of three per call. No callbacks: the answers go back on the
     callers' connections. `asks` are (station_id, driver_token) pairs already normalized.
+
+    The rows are written from plain values (insert_values_sql), not model instances: building and
+    preparing a ChargingRequest per call was a third of the gateway's CPU for a batch of one.
     """
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.CHARGE_DECISION_TIMEOUT_S)
     decided = authorizations_decide_grouped(pairs=asks, at=now)
     answers = []
+    rows = []
     for station_id, driver_token in asks:
         decision, group = decided[station_id, driver_token]
-        row = _sync_row(
-            decision,
-            client=None,
-            station_id=station_id,
-            driver_token=driver_token,
-            callback_url="",
-            source=source,
-            requested_at=now,
-            deadline=deadline,
-            now=now,
-        )
-        answers.append(SyncAnswer(row, decision, group))
-    if answers:
-        sql, params = insert_sql([answer.request for answer in answers])
+        request_id = uuid.uuid4()
+        status, reason = decision.status.value, decision.reason.value
+        rows.append((request_id, station_id, driver_token, "", source, status, reason, now, now, deadline))
+        answers.append(SyncAnswer(request_id, decision, group))
+    if rows:
+        sql, params = insert_values_sql(ChargingRequest, _SYNC_BATCH_COLUMNS, rows)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-    for answer in answers:
-        _sync_observe(answer.request, decided_at=now)
+    decisions_observe(
+        [(answer.decision.status.value, answer.decision.reason.value) for answer in answers],
+        source=source,
+        latency_s=0.0,
+    )
     return answers

@@ -90,3 +90,41 @@ def insert_sql(rows: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{head} SELECT * FROM unnest({arrays})", columns  # noqa: S608 - names from the model
     params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows for f in fields]
     return f"{head} VALUES {', '.join([holes] * len(rows))}", params
+
+
+_ColumnsShape = tuple[str, tuple["Field[Any, Any]", ...], str, str]
+_columns_shapes: dict[tuple[type[Model], tuple[str, ...], str], _ColumnsShape] = {}
+
+
+def _columns_shape(model: type[Model], names: tuple[str, ...]) -> _ColumnsShape:
+    key = (model, names, connection.vendor)
+    shape = _columns_shapes.get(key)
+    if shape is None:
+        fields = tuple(_column(model, name) for name in names)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        arrays = (
+            ", ".join(_field_hole(f, array=True) for f in fields) if connection.vendor == "postgresql" else ""
+        )
+        head = f"INSERT INTO {model._meta.db_table} ({columns})"
+        shape = _columns_shapes[key] = (head, fields, "(" + placeholders(len(fields)) + ")", arrays)
+    return shape
+
+
+def insert_values_sql(
+    model: type[Model], names: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """One INSERT of `rows`, each a value per field of `names` (the columns left out get NULL), in
+    the form insert_sql writes, without a model instance per row.
+
+    For a hot path whose values are of the types psycopg stores as Django would (str, int, UUID,
+    aware datetime, None): on PostgreSQL they go as they are; elsewhere each field prepares its
+    value (SQLite keeps UUIDs as hex and datetimes as naive UTC text). Building and preparing a
+    ChargingRequest per OCPP Authorize was ~0.2 ms of the gateway's ~0.7 ms per batch of one.
+    """
+    head, fields, holes, arrays = _columns_shape(model, names)
+    if connection.vendor != "postgresql":
+        rows = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows]
+    elif len(rows) > 1:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return f"{head} SELECT * FROM unnest({arrays})", columns  # noqa: S608 - names from the model
+    return f"{head} VALUES {', '.join([holes] * len(rows))}", [value for row in rows for value in row]

@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import signal
+import socket
 import time
 import weakref
 from collections.abc import Callable
@@ -59,7 +60,7 @@ from apps.monitoring.metrics import (
     OCPP_STATIONS_CONNECTED,
     OCPP_UPGRADES_REFUSED,
 )
-from apps.ocpp import services
+from apps.ocpp import services, validation
 from apps.ocpp.protocol import (
     OCPP201,
     SUBPROTOCOLS,
@@ -75,6 +76,8 @@ logger = structlog.get_logger(__name__)
 # The package validates each payload on the default executor unless told otherwise: a thread hop
 # twice per call for work that holds the GIL anyway. Validation stays on; it runs on the loop.
 ocpp_messages.ASYNC_VALIDATION = False
+# And most of it in compiled code (apps/ocpp/validation.py): what it refuses and how stays the package's.
+validation.install()
 # The package logs every CALLERROR it sends with a traceback at ERROR; a station sending garbage
 # would flood the log. Our own line per refused call says what matters.
 _QUIET = logging.getLogger("charge.ocpp.package")
@@ -440,8 +443,10 @@ class Authorizer:
 class Gateway:
     """The server: upgrades, one session per connected station, the database threads."""
 
-    def __init__(self, *, host: str, port: int, db_threads: int) -> None:
+    def __init__(self, *, host: str, port: int, db_threads: int, sock: socket.socket | None = None) -> None:
         self.host, self.port = host, port
+        # A socket already listening (apps/ocpp/processes.py: one of several on the port), or None.
+        self._sock = sock
         self._executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="ocpp-db")
         # Login checked at the upgrade, picked up by the session; weak, for an upgrade that fails later.
         self._logins: weakref.WeakKeyDictionary[ServerConnection, tuple[services.StationLogin, str]] = (
@@ -511,8 +516,9 @@ class Gateway:
         OCPP_STATIONS_CONNECTED.labels(protocol=protocol).inc()
         logger.info("ocpp_station_connected", station=station, identity=login.identity, protocol=protocol)
         # Noted beside the session, not before it: the station's first call need not wait for it.
+        connected_at = timezone.now()
         opened = session.opened = asyncio.create_task(
-            self.db(services.connection_opened, station_id=station, protocol=protocol, at=timezone.now())
+            self.db(services.connection_opened, station_id=station, protocol=protocol, at=connected_at)
         )
         opened.add_done_callback(_opened_noted)
         try:
@@ -525,18 +531,24 @@ class Gateway:
                 del self._sessions[station]
                 try:
                     await opened  # "closed" must land after "opened"
-                    await self.db(services.connection_closed, station_id=station, at=timezone.now())
+                    await self.db(
+                        services.connection_closed,
+                        station_id=station,
+                        connected_at=connected_at,
+                        at=timezone.now(),
+                    )
                 except Exception:
                     logger.exception("ocpp_disconnect_not_recorded", station=station)
             logger.info("ocpp_station_disconnected", station=station, code=connection.close_code)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.db(services.connections_forget, at=timezone.now())
+    async def run(self, stop: asyncio.Event, *, forget: bool = True) -> None:
+        if forget:
+            await self.db(services.connections_forget, at=timezone.now())
         self.authorizer.start()
+        where: dict[str, Any] = {"sock": self._sock} if self._sock else {"host": self.host, "port": self.port}
         async with serve(
             self._session,
-            self.host,
-            self.port,
+            **where,
             subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
@@ -585,8 +597,13 @@ def statements_prepared() -> None:
         )
 
 
-def gateway_run(*, host: str, port: int, db_threads: int) -> None:
-    """Serve until SIGTERM or SIGINT; then close every station's socket (1001 going away)."""
+def gateway_run(
+    *, host: str, port: int, db_threads: int, sock: socket.socket | None = None, forget: bool = True
+) -> None:
+    """Serve until SIGTERM or SIGINT; then close every station's socket (1001 going away).
+
+    `sock`: serve this listening socket instead of binding host:port. `forget`: first mark every
+    station disconnected (no other gateway process runs beside this one)."""
     if settings.OCPP_DB_PREPARED_STATEMENTS:
         statements_prepared()
 
@@ -595,6 +612,6 @@ def gateway_run(*, host: str, port: int, db_threads: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Gateway(host=host, port=port, db_threads=db_threads).run(stop)
+        await Gateway(host=host, port=port, db_threads=db_threads, sock=sock).run(stop, forget=forget)
 
     asyncio.run(main())

@@ -75,8 +75,12 @@ def connection_opened(*, station_id: str, protocol: str, at: datetime) -> None:
         )
 
 
-def connection_closed(*, station_id: str, at: datetime) -> None:
-    ChargePointState.objects.filter(station_id=station_id).update(connected_at=None, disconnected_at=at)
+def connection_closed(*, station_id: str, connected_at: datetime, at: datetime) -> None:
+    """Mark the station disconnected, unless a newer connection of it was noted meanwhile (the
+    station reconnected to another gateway process before this socket's close was seen)."""
+    ChargePointState.objects.filter(station_id=station_id, connected_at=connected_at).update(
+        connected_at=None, disconnected_at=at
+    )
 
 
 def connections_forget(*, at: datetime) -> int:
@@ -147,7 +151,7 @@ def tokens_authorize(*, asks: Sequence[tuple[str, str]]) -> list[Authorization]:
 
 
 def _authorization_of(answer: SyncAnswer) -> Authorization:
-    return Authorization(answer.decision, answer.group, answer.request.request_id)
+    return Authorization(answer.decision, answer.group, answer.request_id)
 
 
 def station_time(value: str | None) -> datetime:

@@ -4,7 +4,10 @@ package's own ChargePoint (1.6 and 2.0.1) over a real WebSocket, against the tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import socket
 import sys
 import uuid
@@ -466,3 +469,86 @@ def test_200_stations_connected_at_once_each_authorize_and_all_are_answered(
 
     assert answers == ["Accepted"] * 200
     assert ChargingRequest.objects.filter(source="ocpp", driver_token=ALLOWED).count() == 200
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _connections_served(pid: int, port: int) -> int:
+    """Established TCP connections to `port` whose socket `pid` holds (its stations)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(f"socket:[{fields[9]}]")
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held += str(fd.readlink()) in inodes
+    return held
+
+
+def test_two_gateway_processes_share_the_port_and_both_serve_stations(
+    stack_env: dict[str, str], tmp_path: Path, acl: Any, transactional_db: None
+) -> None:
+    for n in range(40):
+        station = station_create(station_id=str(uuid.UUID(int=1000 + n)))
+        station_ocpp_enroll(station=station, identity=f"PAIR-{n:03d}", password=PASSWORD)
+    grant_create(token=DriverToken.objects.get(value=ALLOWED), station=None)
+    pair = gateway_start(stack_env, tmp_path, OCPP_PROCESSES="2")
+    port = int(pair.url.rsplit(":", 1)[1])
+    try:
+        children = _children(pair.process.pid)
+
+        async def everyone() -> tuple[list[str], list[int]]:
+            async with contextlib.AsyncExitStack() as stack:
+                stations = [
+                    await stack.enter_async_context(station_connected(pair.url, f"PAIR-{n:03d}", PASSWORD))
+                    for n in range(40)
+                ]
+                answers = [await s.call(call16.Authorize(id_tag=ALLOWED)) for s in stations]
+                served = [_connections_served(child, port) for child in children]
+                return [str(a.id_tag_info["status"]) for a in answers], served
+
+        answers, served = run(everyone())
+        assert len(children) == 2
+        assert answers == ["Accepted"] * 40
+        # The kernel spreads connections over both sockets: each process serves some of them.
+        assert sum(served) == 40
+        assert min(served) >= 5, served
+
+        def all_closed_again() -> bool:
+            return not ChargePointState.objects.filter(connected_at__isnull=False).exists()
+
+        wait_until(all_closed_again, timeout=15, what="every station noted disconnected")
+    finally:
+        pair.process.stop()
+        sys.stderr.write(f"\n--- ocpp log ---\n{pair.process.log_tail(40)}\n")
+
+
+def test_a_gateway_process_that_dies_stops_the_others_and_the_gateway_exits_with_an_error(
+    stack_env: dict[str, str], tmp_path: Path, acl: Any
+) -> None:
+    pair = gateway_start(stack_env, tmp_path, OCPP_PROCESSES="2")
+    try:
+        first, second = _children(pair.process.pid)
+        os.kill(first, signal.SIGKILL)
+        assert pair.process.proc is not None
+        code = pair.process.proc.wait(timeout=30)
+        assert code != 0
+        assert not Path(f"/proc/{second}").exists()  # stopped, and reaped by the parent
+        assert "ocpp_gateway_process_died" in pair.process.log_tail(80)
+    finally:
+        pair.process.stop()

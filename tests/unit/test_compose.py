@@ -169,7 +169,7 @@ def test_app_services_wait_for_healthy_dependencies(services: dict[str, dict[str
 
 def test_metrics_ports_and_multiprocess_directories(services: dict[str, dict[str, Any]]) -> None:
     assert services["bridge"]["environment"]["CHARGE_BRIDGE_METRICS_PORT"] == "9108"
-    for name in ("api", "worker-authorize", "worker-callbacks"):
+    for name in ("api", "worker-authorize", "worker-callbacks", "ocpp"):
         directory = services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
         assert directory in services[name]["tmpfs"], name  # empty at every start
     for name in ("worker-authorize", "worker-callbacks"):

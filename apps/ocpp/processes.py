@@ -24,6 +24,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
+from typing import NoReturn
 
 import structlog
 from django.db import connections
@@ -61,75 +62,98 @@ def listening_sockets(*, host: str, port: int, count: int) -> list[socket.socket
     return sockets
 
 
+# Held back while the parent forks: a child must never run the parent's handler, and the parent
+# must not be stopped before it has noted every child it would then have to stop.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class _Children:
+    """The gateway processes by pid (their index), and whether they are being stopped."""
+
+    def __init__(self) -> None:
+        self.by_pid: dict[int, int] = {}
+        self.stopping = False
+
+    def stop(self, _signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        self.stopping = True
+        for pid in list(self.by_pid):
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, signal.SIGTERM)
+
+
 def gateways_run(
     *, host: str, port: int, db_threads: int, processes: int, started: Callable[[], object]
 ) -> int:
     """Fork `processes` gateways sharing one port, serve until SIGTERM/SIGINT; the exit status.
     `started` runs in the parent once they are forked (the metrics server: no thread may cross a fork)."""
-    # Imported here: the gateway pulls in the ocpp package, which the parent has no use for.
-    from apps.ocpp.gateway import gateway_run  # noqa: PLC0415
-
     forgotten = services.connections_forget(at=timezone.now())
     # No connection may cross a fork: each process opens its own.
     connections.close_all()
     sockets = listening_sockets(host=host, port=port, count=processes)
     bound_port = sockets[0].getsockname()[1]
-    children: dict[int, int] = {}
-    for index, sock in enumerate(sockets):
-        pid = os.fork()
-        if pid == 0:  # the child: serve this socket, never return into the parent's code
-            status = 1
-            try:
-                for other in sockets:
-                    if other is not sock:
-                        other.close()
-                gateway_run(host=host, port=bound_port, db_threads=db_threads, sock=sock, forget=False)
-                status = 0
-            except BaseException:  # whatever it was: said, and the process leaves with a status
-                logger.exception("ocpp_gateway_process_failed", process=index)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
-        children[pid] = index
-    # The parent keeps no listening socket: a connection must never queue where no one accepts.
-    for sock in sockets:
-        sock.close()
+    children = _Children()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for index, sock in enumerate(sockets):
+            pid = os.fork()
+            if pid == 0:
+                _child_serve(index, sock, sockets, host=host, port=bound_port, db_threads=db_threads)
+            children.by_pid[pid] = index
+        signal.signal(signal.SIGTERM, children.stop)
+        signal.signal(signal.SIGINT, children.stop)
+    except BaseException:
+        children.stop()  # a fork failed: the ones made must not serve on alone
+        raise
+    finally:
+        # The parent keeps no listening socket: a connection must never queue where no one accepts.
+        for sock in sockets:
+            sock.close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     started()
     logger.info("ocpp_gateways_started", host=host, port=bound_port, processes=processes, forgotten=forgotten)
     return _children_wait(children)
 
 
-def _children_wait(children: dict[int, int]) -> int:
-    stopping = False
+def _child_serve(
+    index: int, sock: socket.socket, sockets: list[socket.socket], *, host: str, port: int, db_threads: int
+) -> NoReturn:
+    """A forked gateway: serve `sock` until stopped, then leave; never return into the parent's code."""
+    status = 1
+    try:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)  # until the gateway's loop takes them over
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        for other in sockets:
+            if other is not sock:
+                other.close()
+        # Imported here: the gateway pulls in the ocpp package, which the parent has no use for.
+        from apps.ocpp.gateway import gateway_run  # noqa: PLC0415
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
-            _signal(pid, signal.SIGTERM)
+        gateway_run(host=host, port=port, db_threads=db_threads, sock=sock, forget=False)
+        status = 0
+    except BaseException:  # whatever it was: said, and the process leaves with a status
+        logger.exception("ocpp_gateway_process_failed", process=index)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+
+def _children_wait(children: _Children) -> int:
     status = 0
-    while children:
+    while children.by_pid:
         pid, wait_status = os.wait()
-        index = children.pop(pid, None)
+        index = children.by_pid.pop(pid, None)
         if index is None:
             continue
         code = os.waitstatus_to_exitcode(wait_status)
-        if not stopping:
+        if not children.stopping:
             # Its stations reconnect to the others, but the start's clean-up of the stations' rows
             # no longer holds for them: stop everything and let the service manager start afresh.
             logger.error("ocpp_gateway_process_died", process=index, pid=pid, exit=code)
             status = 1
-            stop(signal.SIGTERM, None)
+            children.stop()
         elif code != 0:
             status = 1
     logger.info("ocpp_gateways_stopped", status=status)
     return status
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone
-        os.kill(pid, signum)

@@ -43,29 +43,40 @@ fi
 # Redis and PostgreSQL on free ports; the side one gets a CHARGE_LOCAL_DIR of its own. The side jobs'
 # output is printed when they end; the integration layer's shows as it runs.
 side=$(mktemp -d "${TMPDIR:-/tmp}/charge-test-XXXXXX")
-mypy_pid='' fast_pid=''
+side_pid=''
 side_stop() {
-  local pid
-  for pid in $mypy_pid $fast_pid; do kill -- "-$pid" 2>/dev/null || true; done
+  [ -z "$side_pid" ] || kill -- "-$side_pid" 2>/dev/null || true
   rm -rf "$side"
 }
 trap side_stop EXIT
-set -m # each side job in a process group of its own, so the trap ends it whole
-mypy . >"$side/mypy.log" 2>&1 &
-mypy_pid=$!
-CHARGE_LOCAL_DIR=$CHARGE_LOCAL_DIR/side pytest --durations=10 tests/unit tests/app >"$side/fast.log" 2>&1 &
-fast_pid=$!
+# One after the other on the side, so the integration layer's first services start beside one of
+# them, not both; each writes its status beside its log.
+side_run() {
+  if mypy . >"$side/mypy.log" 2>&1; then echo 0; else echo 1; fi >"$side/mypy.status"
+  if CHARGE_LOCAL_DIR=$CHARGE_LOCAL_DIR/side pytest --durations=10 tests/unit tests/app \
+    >"$side/fast.log" 2>&1; then echo 0; else echo 1; fi >"$side/fast.status"
+}
+set -m # the side job in a process group of its own, so the trap ends it whole
+side_run &
+side_pid=$!
 set +m
-echo "mypy and pytest tests/unit tests/app run beside it (their output follows when they end)"
+echo "mypy, then pytest tests/unit tests/app, run beside it (their output follows when they end)"
 
 step "pytest tests/integration tests/browser"
 failed=()
 pytest --durations=15 tests/integration tests/browser || failed+=("pytest tests/integration tests/browser")
 
+wait "$side_pid" || true
 step "mypy"
-if wait "$mypy_pid"; then cat "$side/mypy.log"; else cat "$side/mypy.log"; failed+=(mypy); fi
+cat "$side/mypy.log"
+[ "$(cat "$side/mypy.status" 2>/dev/null)" = 0 ] || failed+=(mypy)
 step "pytest tests/unit tests/app"
-if wait "$fast_pid"; then tail -n 20 "$side/fast.log"; else cat "$side/fast.log"; failed+=("pytest tests/unit tests/app"); fi
+if [ "$(cat "$side/fast.status" 2>/dev/null)" = 0 ]; then
+  tail -n 20 "$side/fast.log"
+else
+  cat "$side/fast.log"
+  failed+=("pytest tests/unit tests/app")
+fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'make test: FAILED: %s\n' "${failed[*]}" >&2

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ocpp.v16 import enums as enums16
 from ocpp.v201 import call as call201
 from ocpp.v201 import datatypes as types201
 from ocpp.v201 import enums as enums201
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
@@ -500,6 +502,22 @@ def _connections_served(pid: int, port: int) -> int:
     return held
 
 
+def _ocpp_metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = {"connected": 0.0, "authorize_answered": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "charge_ocpp_stations_connected":
+                found["connected"] += sample.value
+            if sample.name == "charge_ocpp_calls_total" and sample.labels == {
+                "action": "Authorize",
+                "outcome": "answered",
+            }:
+                found["authorize_answered"] += sample.value
+    return found
+
+
 def test_two_gateway_processes_share_the_port_and_both_serve_stations(
     stack_env: dict[str, str], tmp_path: Path, acl: Any, transactional_db: None
 ) -> None:
@@ -507,12 +525,20 @@ def test_two_gateway_processes_share_the_port_and_both_serve_stations(
         station = station_create(station_id=str(uuid.UUID(int=1000 + n)))
         station_ocpp_enroll(station=station, identity=f"PAIR-{n:03d}", password=PASSWORD)
     grant_create(token=DriverToken.objects.get(value=ALLOWED), station=None)
-    pair = gateway_start(stack_env, tmp_path, OCPP_PROCESSES="2")
+    metrics_dir, metrics_port = tmp_path / "metrics", free_port()
+    metrics_dir.mkdir()
+    pair = gateway_start(
+        stack_env,
+        tmp_path,
+        OCPP_PROCESSES="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        CHARGE_OCPP_METRICS_PORT=str(metrics_port),
+    )
     port = int(pair.url.rsplit(":", 1)[1])
     try:
         children = _children(pair.process.pid)
 
-        async def everyone() -> tuple[list[str], list[int]]:
+        async def everyone() -> tuple[list[str], list[int], dict[str, float]]:
             async with contextlib.AsyncExitStack() as stack:
                 stations = [
                     await stack.enter_async_context(station_connected(pair.url, f"PAIR-{n:03d}", PASSWORD))
@@ -520,14 +546,18 @@ def test_two_gateway_processes_share_the_port_and_both_serve_stations(
                 ]
                 answers = [await s.call(call16.Authorize(id_tag=ALLOWED)) for s in stations]
                 served = [_connections_served(child, port) for child in children]
-                return [str(a.id_tag_info["status"]) for a in answers], served
+                scraped = await asyncio.to_thread(_ocpp_metrics, metrics_port)
+                return [str(a.id_tag_info["status"]) for a in answers], served, scraped
 
-        answers, served = run(everyone())
+        answers, served, scraped = run(everyone())
         assert len(children) == 2
         assert answers == ["Accepted"] * 40
         # The kernel spreads connections over both sockets: each process serves some of them.
         assert sum(served) == 40
         assert min(served) >= 5, served
+        # The parent serves what both processes counted.
+        assert scraped["connected"] == 40
+        assert scraped["authorize_answered"] == 40
 
         def all_closed_again() -> bool:
             return not ChargePointState.objects.filter(connected_at__isnull=False).exists()

@@ -1,11 +1,14 @@
 """Several gateway processes on one port (OCPP_PROCESSES), so stations are served on every core.
 
 One asyncio loop holds Python's GIL for all its stations: at 400 Authorize calls a second one
-process is busy ~2/3 of the time, and a call that arrives while the loop or its database thread
-works waits for it (benchmarks "ocpp": the round trip's p99 was several times its p50). Here the
-parent binds OCPP_PROCESSES listening sockets to the same port with SO_REUSEPORT and forks one
-gateway per socket; the kernel spreads new connections over them evenly. The parent serves the
-metrics of them all (PROMETHEUS_MULTIPROC_DIR, set by compose/local/ocpp.sh) and waits.
+process is busy most of the time, and a call that arrives while the loop or its database thread
+works waits for it. Here the parent binds OCPP_PROCESSES listening sockets to the same port with
+SO_REUSEPORT and forks one gateway per socket; the kernel spreads new connections over them
+evenly. The parent serves the metrics of them all (PROMETHEUS_MULTIPROC_DIR, set by
+compose/local/ocpp.sh) and waits. Two against one, side by side (benchmarks/results/
+ab-ocpp-2026-12-04-processes): the last station answered 502-816 ms after a restart against
+849-972 ms, round trips p50 5.3-6.7 against 6.0-8.0 ms, for ~0.3 ms more CPU per call (each
+process's Authorize batches are smaller).
 
 Every gateway process keeps no state another needs: a station's session lives where its socket
 is, everything else is in the database. What the processes share is ordered by the parent:
@@ -31,6 +34,7 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.ocpp import services
+from apps.ocpp.gateway import gateway_run
 
 logger = structlog.get_logger(__name__)
 
@@ -126,9 +130,6 @@ def _child_serve(
         for other in sockets:
             if other is not sock:
                 other.close()
-        # Imported here: the gateway pulls in the ocpp package, which the parent has no use for.
-        from apps.ocpp.gateway import gateway_run  # noqa: PLC0415
-
         gateway_run(host=host, port=port, db_threads=db_threads, sock=sock, forget=False)
         status = 0
     except BaseException:  # whatever it was: said, and the process leaves with a status

@@ -47,29 +47,44 @@ def one_of(model: type[Model], name: str, values: Sequence[Any]) -> tuple[str, l
 
 
 _InsertShape = tuple[str, tuple["Field[Any, Any]", ...], str, str]
-_insert_shapes: dict[tuple[type[Model], str], _InsertShape] = {}
+_insert_shapes: dict[tuple[type[Model], tuple[str, ...], str], _InsertShape] = {}
+_saved_names: dict[type[Model], tuple[str, ...]] = {}
 
 
-def _insert_shape(model: type[Model]) -> _InsertShape:
-    """A model's INSERT head, the fields it saves, one row's holes and, for PostgreSQL, a hole per
-    column for an array of its values: built once per model and database vendor."""
-    key = (model, connection.vendor)
+def _insert_shape(model: type[Model], names: tuple[str, ...]) -> _InsertShape:
+    """An INSERT head of these fields of `model`, the fields, one row's holes and, for PostgreSQL,
+    a hole per column for an array of its values: built once per model, fields and vendor."""
+    key = (model, names, connection.vendor)
     shape = _insert_shapes.get(key)
     if shape is None:
-        shape = _insert_shapes[key] = _insert_shape_build(model)
+        fields = tuple(_column(model, name) for name in names)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        arrays = (
+            ", ".join(_field_hole(f, array=True) for f in fields) if connection.vendor == "postgresql" else ""
+        )
+        head = f"INSERT INTO {model._meta.db_table} ({columns})"
+        shape = _insert_shapes[key] = (head, fields, "(" + placeholders(len(fields)) + ")", arrays)
     return shape
 
 
-def _insert_shape_build(model: type[Model]) -> _InsertShape:
-    meta = model._meta
-    fields = tuple(
-        f for f in meta.concrete_fields if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
-    )
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    arrays = (
-        ", ".join(_field_hole(f, array=True) for f in fields) if connection.vendor == "postgresql" else ""
-    )
-    return f"INSERT INTO {meta.db_table} ({columns})", fields, "(" + placeholders(len(fields)) + ")", arrays
+def _fields_saved(model: type[Model]) -> tuple[str, ...]:
+    """Every concrete field Django would save, an auto-incremented primary key left out."""
+    names = _saved_names.get(model)
+    if names is None:
+        names = _saved_names[model] = tuple(
+            f.name
+            for f in model._meta.concrete_fields
+            if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
+        )
+    return names
+
+
+def _insert_statement(shape: _InsertShape, rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    head, _, holes, arrays = shape
+    if len(rows) > 1 and connection.vendor == "postgresql":
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return f"{head} SELECT * FROM unnest({arrays})", columns  # noqa: S608 - names from the model
+    return f"{head} VALUES {', '.join([holes] * len(rows))}", [value for row in rows for value in row]
 
 
 def insert_sql(rows: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -82,32 +97,11 @@ def insert_sql(rows: Sequence[Any]) -> tuple[str, list[Any]]:
     per value, and splitting it was a sixth of a callbacks worker's CPU, py-spy) and PostgreSQL
     parses a handful of parameters instead of hundreds.
     """
-    head, fields, holes, arrays = _insert_shape(type(rows[0]))
-    if len(rows) > 1 and connection.vendor == "postgresql":
-        columns = [
-            [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows] for f in fields
-        ]
-        return f"{head} SELECT * FROM unnest({arrays})", columns  # noqa: S608 - names from the model
-    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows for f in fields]
-    return f"{head} VALUES {', '.join([holes] * len(rows))}", params
-
-
-_ColumnsShape = tuple[str, tuple["Field[Any, Any]", ...], str, str]
-_columns_shapes: dict[tuple[type[Model], tuple[str, ...], str], _ColumnsShape] = {}
-
-
-def _columns_shape(model: type[Model], names: tuple[str, ...]) -> _ColumnsShape:
-    key = (model, names, connection.vendor)
-    shape = _columns_shapes.get(key)
-    if shape is None:
-        fields = tuple(_column(model, name) for name in names)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        arrays = (
-            ", ".join(_field_hole(f, array=True) for f in fields) if connection.vendor == "postgresql" else ""
-        )
-        head = f"INSERT INTO {model._meta.db_table} ({columns})"
-        shape = _columns_shapes[key] = (head, fields, "(" + placeholders(len(fields)) + ")", arrays)
-    return shape
+    model = type(rows[0])
+    shape = _insert_shape(model, _fields_saved(model))
+    fields = shape[1]
+    values = [[f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields] for row in rows]
+    return _insert_statement(shape, values)
 
 
 def insert_values_sql(
@@ -121,10 +115,8 @@ def insert_values_sql(
     value (SQLite keeps UUIDs as hex and datetimes as naive UTC text). Building and preparing a
     ChargingRequest per OCPP Authorize was ~0.2 ms of the gateway's ~0.7 ms per batch of one.
     """
-    head, fields, holes, arrays = _columns_shape(model, names)
+    shape = _insert_shape(model, names)
     if connection.vendor != "postgresql":
+        fields = shape[1]
         rows = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows]
-    elif len(rows) > 1:
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        return f"{head} SELECT * FROM unnest({arrays})", columns  # noqa: S608 - names from the model
-    return f"{head} VALUES {', '.join([holes] * len(rows))}", [value for row in rows for value in row]
+    return _insert_statement(shape, rows)
